@@ -1,0 +1,1 @@
+"""The declarative config file: its model, its schema, its environment overrides."""

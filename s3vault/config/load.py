@@ -1,0 +1,97 @@
+"""Find, read and validate the config file, then apply environment overrides.
+
+Precedence (highest first): command-line options, ``S3VAULT_<SECTION>_<NAME>``
+environment variables, the config file, built-in defaults. The file is
+``--config PATH``, else ``$S3VAULT_CONFIG``, else ``config.yaml`` in the user
+config dir (e.g. ``~/.config/s3vault/config.yaml``) when it exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from s3vault.config.model import Config
+from s3vault.errors import ConfigError, NotFoundError
+
+ENV_PREFIX = "S3VAULT_"
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir("s3vault")) / "config.yaml"
+
+
+def config_path(explicit: Path | None, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The file to read, or None when there is none (defaults apply)."""
+    if explicit is not None:
+        return explicit
+    if environ.get("S3VAULT_CONFIG"):
+        return Path(environ["S3VAULT_CONFIG"]).expanduser()
+    default = default_config_path()
+    return default if default.exists() else None
+
+
+def load_config(explicit: Path | None = None, environ: Mapping[str, str] = os.environ) -> Config:
+    """Read and validate the config; ConfigError (exit 2) names the bad field."""
+    path = config_path(explicit, environ)
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_file(path)
+    _apply_env(data, environ)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid configuration{where}: {problems}",
+            hint="`s3vault config schema` prints the JSON Schema of the file.",
+        ) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML/JSON: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def env_variables() -> dict[str, tuple[str, str]]:
+    """Every supported override: variable name -> (section, field)."""
+    names: dict[str, tuple[str, str]] = {}
+    for section, info in Config.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for field_name in annotation.model_fields:
+                names[f"{ENV_PREFIX}{section}_{field_name}".upper()] = (section, field_name)
+    return names
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for variable, (section, field_name) in env_variables().items():
+        value = environ.get(variable)
+        if value is None or value == "":
+            continue
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"config section '{section}' must be a mapping")
+        target[field_name] = value

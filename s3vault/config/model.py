@@ -1,0 +1,74 @@
+"""The shape of the config file (YAML; JSON is valid YAML).
+
+Every setting has a default, so an absent file means "AWS defaults, keys in the
+OS keyring". Every setting can also be given by an environment variable
+``S3VAULT_<SECTION>_<NAME>`` (see `s3vault.config.load`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MiB = 1024 * 1024
+
+
+class _Section(BaseModel):
+    # Unknown keys are an error: a typo in a provisioning template must not be ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class S3Settings(_Section):
+    """Where S3 is. Unset fields fall back to the usual AWS sources (env, profiles)."""
+
+    endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint, e.g. http://127.0.0.1:8333"
+    )
+    region: str | None = Field(default=None, description="AWS region, e.g. us-east-1")
+    profile: str | None = Field(default=None, description="AWS profile from ~/.aws/config")
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto", description="'path' for most self-hosted S3 servers"
+    )
+
+
+class KmsSettings(_Section):
+    endpoint_url: str | None = Field(default=None, description="KMS endpoint override")
+    region: str | None = Field(default=None, description="KMS region (default: the S3 region)")
+
+
+class KeyringSettings(_Section):
+    service: str = Field(
+        default="s3vault", description="Service name under which keys live in the OS keyring"
+    )
+
+
+class DefaultsSettings(_Section):
+    """What `put` uses when its options are not given."""
+
+    format: Literal["v2", "v3"] = Field(
+        default="v3", description="v3 (key commitment) or v2 (read by older official clients)"
+    )
+    envelope: Literal["metadata", "instruction-file"] = Field(
+        default="metadata", description="Where the envelope is stored"
+    )
+    key: str | None = Field(
+        default=None, description="Master key for new objects (default: the current key)"
+    )
+
+
+class TransferSettings(_Section):
+    multipart_threshold: int = Field(
+        default=16 * MiB, ge=5 * MiB, description="Objects at least this big use multipart"
+    )
+    part_size: int = Field(default=8 * MiB, ge=5 * MiB, description="Multipart part size")
+    concurrency: int = Field(default=8, ge=1, le=64, description="Parallel part transfers")
+
+
+class Config(_Section):
+    version: Literal[1] = 1
+    s3: S3Settings = Field(default_factory=S3Settings)
+    kms: KmsSettings = Field(default_factory=KmsSettings)
+    keyring: KeyringSettings = Field(default_factory=KeyringSettings)
+    defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
+    transfer: TransferSettings = Field(default_factory=TransferSettings)

@@ -1,0 +1,168 @@
+"""The test bed itself: real SeaweedFS, moto KMS and Secret Service behave as the
+other tests assume, and no secret shows up where it must not."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import keyring
+import keyring.backends.SecretService
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, EndpointConnectionError
+from services import MotoKMS
+
+from s3vault.local.keyring_session import PrivateKeyring, keyring_available
+from s3vault.local.seaweed import LocalS3
+
+
+def test_s3_signed_put_get_keeps_user_metadata(s3_client, bucket):
+    metadata = {"x-amz-key-v2": "d3JhcHBlZA==", "x-amz-matdesc": '{"s3vault-key":"k1"}'}
+    s3_client.put_object(Bucket=bucket, Key="dir/a.bin", Body=b"\x00payload\xff", Metadata=metadata)
+    got = s3_client.get_object(Bucket=bucket, Key="dir/a.bin")
+    assert got["Body"].read() == b"\x00payload\xff"
+    assert got["Metadata"] == metadata
+
+
+def test_s3_refuses_a_wrong_secret(s3, bucket):
+    wrong = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key + "x",
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+    with pytest.raises(ClientError) as err:
+        wrong.list_objects_v2(Bucket=bucket)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_s3_stop_and_start_keep_ports_keys_and_data(s3, s3_client, bucket):
+    s3_client.put_object(Bucket=bucket, Key="kept", Body=b"survives a restart")
+    endpoint, keys, old_pid = s3.endpoint_url, (s3.access_key, s3.secret_key), s3.pid
+
+    s3.stop()
+    assert s3.pid is None and not s3.running
+    assert not list(Path("/tmp").glob(f"seaweedfs-*-{s3.ports.s3}.sock"))
+    offline = s3.client(retries={"max_attempts": 1}, connect_timeout=1)
+    with pytest.raises(EndpointConnectionError):
+        offline.list_buckets()
+
+    s3.start()
+    assert (s3.endpoint_url, (s3.access_key, s3.secret_key)) == (endpoint, keys)
+    assert s3.pid != old_pid
+    # The session's client (made before the outage) works again as it is.
+    assert s3_client.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"survives a restart"
+
+
+def test_local_s3_reuses_credentials_of_its_data_dir(tmp_path):
+    with LocalS3(tmp_path / "s3") as first:
+        first.create_bucket("persistent")
+        first.client().put_object(Bucket="persistent", Key="k", Body=b"v")
+        keys = (first.access_key, first.secret_key)
+    identities = tmp_path / "s3" / "identities.json"
+    assert identities.stat().st_mode & 0o777 == 0o600
+    with LocalS3(tmp_path / "s3") as second:
+        assert (second.access_key, second.secret_key) == keys
+        assert second.client().get_object(Bucket="persistent", Key="k")["Body"].read() == b"v"
+
+
+def test_kms_encrypts_with_a_context_and_rejects_another(kms_client, kms_key_id):
+    context = {"s3vault": "test", "aws:x-amz-cek-alg": "AES/GCM/NoPadding"}
+    blob = kms_client.encrypt(KeyId=kms_key_id, Plaintext=b"data key", EncryptionContext=context)[
+        "CiphertextBlob"
+    ]
+    plain = kms_client.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"]
+    assert plain == b"data key"
+    with pytest.raises(ClientError) as err:
+        kms_client.decrypt(CiphertextBlob=blob, EncryptionContext={**context, "s3vault": "other"})
+    assert err.value.response["Error"]["Code"] == "InvalidCiphertextException"
+
+
+def test_keyring_round_trip_on_the_private_secret_service(keyring_service):
+    assert isinstance(keyring.get_keyring(), keyring.backends.SecretService.Keyring)
+    assert keyring_available()
+    keyring.set_password(keyring_service, "laptop-2026", "c2VjcmV0")
+    assert keyring.get_password(keyring_service, "laptop-2026") == "c2VjcmV0"
+    keyring.delete_password(keyring_service, "laptop-2026")
+    assert keyring.get_password(keyring_service, "laptop-2026") is None
+
+
+def test_a_child_process_inherits_s3_kms_and_keyring(s3, bucket, kms_key_id, keyring_service):
+    keyring.set_password(keyring_service, "user", "from-parent")
+    # Nothing but the environment tells the child where S3, KMS and the keyring are.
+    script = f"""
+import json, boto3, keyring
+s3 = boto3.client("s3")
+s3.put_object(Bucket={bucket!r}, Key="child", Body=b"hi")
+kms = boto3.client("kms")
+key = kms.describe_key(KeyId={kms_key_id!r})["KeyMetadata"]["KeyId"]
+print(json.dumps({{
+    "keyring": type(keyring.get_keyring()).__module__,
+    "secret": keyring.get_password({keyring_service!r}, "user"),
+    "kms_key": key,
+    "service_env": __import__("os").environ["S3VAULT_KEYRING_SERVICE"],
+}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    seen = json.loads(done.stdout)
+    assert seen == {
+        "keyring": "keyring.backends.SecretService",
+        "secret": "from-parent",
+        "kms_key": kms_key_id,
+        "service_env": keyring_service,
+    }
+    assert s3.client().get_object(Bucket=bucket, Key="child")["Body"].read() == b"hi"
+
+
+def test_the_session_never_touches_the_developers_home(session_env, tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    for name in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        assert Path(os.environ[name]).is_relative_to(base), name
+    assert "AWS_PROFILE" not in os.environ and "AWS_CA_BUNDLE" not in os.environ
+    assert os.environ["AWS_ENDPOINT_URL_S3"] != os.environ["AWS_ENDPOINT_URL_KMS"]
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (field 2) may contain spaces: split after its ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def test_no_secret_in_any_process_arguments(
+    s3: LocalS3, kms: MotoKMS, private_keyring: PrivateKeyring
+):
+    ours = {s3.pid, kms.pid, *private_keyring.pids}
+    assert None not in ours
+    assert ours <= _descendants(os.getpid())
+    for pid in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (pid / "cmdline").read_bytes()
+        except OSError:
+            continue  # exited meanwhile
+        assert s3.secret_key.encode() not in argv, f"secret in the arguments of PID {pid.name}"
+    # The keyring's unlock password went through stdin: its argv is exactly this.
+    daemon = Path(f"/proc/{private_keyring.daemon_pid}/cmdline").read_bytes().split(b"\0")
+    assert [a for a in daemon if a][1:] == [b"--foreground", b"--unlock", b"--components=secrets"]
