@@ -1,0 +1,395 @@
+"""The key provider: which master key wraps a new data key, and which opens an old one.
+
+A new object's data key is wrapped by the key the caller names, else the configured
+default, else the store's current key. Raw keys name themselves in the object's
+description (``{"s3vault-key": NAME}``); that description is not authenticated, so it
+only chooses which key to try first. KMS keys need no local secret: a KMS key is either
+a named reference in the store or written ``kms:KEY_ID`` (no keyring needed at all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from s3vault.crypto.constants import (
+    AES_KEY_SIZES,
+    CEK_GCM,
+    DATA_KEY_BYTES,
+    RESERVED_CONTEXT_KEY,
+    SUITE_V3,
+    WRAP_AES_GCM,
+    WRAP_AES_KEYWRAP,
+    WRAP_KMS_CONTEXT,
+    WRAP_KMS_LEGACY,
+    WRAP_RSA_OAEP_SHA1,
+    WRAP_RSA_OAEP_SHA256,
+)
+from s3vault.crypto.wrap import (
+    aes_ecb_unwrap,
+    aes_gcm_unwrap,
+    aes_gcm_wrap,
+    aes_keywrap_unwrap,
+    kms_encryption_context,
+    rsa_oaep_sha256_unwrap,
+    rsa_oaep_unwrap,
+    rsa_oaep_wrap,
+    rsa_pkcs1_unwrap,
+    user_context,
+)
+from s3vault.errors import (
+    ConfigError,
+    FormatError,
+    IntegrityError,
+    KeyMissingError,
+    LegacyFormatError,
+    S3VaultError,
+    UsageError,
+)
+from s3vault.keys.kms import KmsClient
+from s3vault.keys.material import (
+    AesKey,
+    KmsKey,
+    MasterKey,
+    RsaKey,
+    validate_kms_key_id,
+    validate_name,
+)
+from s3vault.keys.store import KeyStore
+
+if TYPE_CHECKING:
+    from s3vault.crypto.envelope import Envelope
+
+DESCRIPTION_KEY = "s3vault-key"
+KMS_PREFIX = "kms:"
+_AUTHENTICATED_RAW_WRAPS: dict[str | None, str] = {WRAP_AES_GCM: "aes", WRAP_RSA_OAEP_SHA1: "rsa"}
+_LEGACY_RAW_WRAPS = {None, WRAP_AES_KEYWRAP, WRAP_RSA_OAEP_SHA256}
+
+
+@dataclass(frozen=True)
+class EncryptionMaterials:
+    """A new object's data key, wrapped, with the description to store beside it."""
+
+    data_key: bytes = field(repr=False)
+    encrypted_data_key: bytes
+    wrap_algorithm: str
+    description: dict[str, str]
+    key_name: str
+
+
+class KeyProvider:
+    """Master keys for encrypting and decrypting data keys.
+
+    ``store`` (or a factory for it) and ``kms_client`` (a factory for a boto3 KMS
+    client, or a `KmsClient`) are used only when needed: reading a KMS-wrapped object
+    without ``--key`` never opens the keyring, and raw keys never build a KMS client.
+    ``default_key`` is the configured key for new objects (``defaults.key``); it wins
+    over the store's current key.
+    """
+
+    def __init__(
+        self,
+        store: KeyStore | Callable[[], KeyStore],
+        *,
+        kms_client: Callable[[], Any] | KmsClient | None = None,
+        default_key: str | None = None,
+    ) -> None:
+        self._store_source = store
+        self._store = store if isinstance(store, KeyStore) else None
+        self._kms_source = kms_client
+        self._kms = kms_client if isinstance(kms_client, KmsClient) else None
+        self._default_key = default_key
+
+    @property
+    def store(self) -> KeyStore:
+        if self._store is None:
+            source = self._store_source
+            self._store = source if isinstance(source, KeyStore) else source()
+        return self._store
+
+    @property
+    def kms(self) -> KmsClient:
+        if self._kms is None:
+            if self._kms_source is None or isinstance(self._kms_source, KmsClient):
+                raise ConfigError("this s3vault has no KMS client configured")
+            self._kms = KmsClient(self._kms_source)
+        return self._kms
+
+    # --- encrypting -------------------------------------------------------------
+
+    def encryption_materials(
+        self,
+        content_cipher: str,
+        *,
+        key_name: str | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> EncryptionMaterials:
+        """A fresh data key for a new object, wrapped by the chosen master key.
+
+        ``content_cipher`` is ``AES/GCM/NoPadding`` (V2) or ``115`` (V3): the wrap is
+        bound to it. ``context`` is the KMS encryption context (authenticated by KMS)
+        or, for raw keys, extra entries of the (unauthenticated) description.
+        """
+        if content_cipher not in (CEK_GCM, SUITE_V3):
+            raise ValueError(f"s3vault does not encrypt with {content_cipher!r}")
+        name = key_name or self._default_key or self.store.current()
+        if name is None:
+            raise KeyMissingError(
+                "no master key for new objects: none is named and none is current",
+                hint="Create one with `s3vault key generate NAME` (the first key becomes "
+                "current), or pick one with `s3vault key use NAME`.",
+            )
+        key = self._named_key(name)
+        context = dict(context or {})
+        if isinstance(key, KmsKey):
+            encryption_context = kms_encryption_context(context, content_cipher)
+            data_key, blob = self.kms.generate_data_key(key.key_id, encryption_context)
+            _check_data_key(data_key, legacy=False)
+            return EncryptionMaterials(data_key, blob, WRAP_KMS_CONTEXT, encryption_context, name)
+        for reserved in (DESCRIPTION_KEY, RESERVED_CONTEXT_KEY):
+            if reserved in context:
+                raise UsageError(f"the context key {reserved!r} is reserved by s3vault")
+        description = {DESCRIPTION_KEY: name, **context}
+        data_key = os.urandom(DATA_KEY_BYTES)
+        if isinstance(key, AesKey):
+            edk = aes_gcm_wrap(key.secret, data_key, content_cipher)
+            return EncryptionMaterials(data_key, edk, WRAP_AES_GCM, description, name)
+        edk = rsa_oaep_wrap(key.public_key(), data_key, content_cipher)
+        return EncryptionMaterials(data_key, edk, WRAP_RSA_OAEP_SHA1, description, name)
+
+    # --- decrypting -------------------------------------------------------------
+
+    def key_for(self, description: Mapping[str, str]) -> MasterKey | None:
+        """The stored key that the description names, if this store has it."""
+        return self._stored_or_none(description.get(DESCRIPTION_KEY))
+
+    def decrypt_data_key(
+        self,
+        envelope: Envelope,
+        *,
+        key_name: str | None = None,
+        context: Mapping[str, str] | None = None,
+        allow_legacy: bool = False,
+    ) -> tuple[bytes, str | None]:
+        """The object's data key and the name of the key that opened it.
+
+        Raw wraps: the key the description names, then ``key_name``, then (only for
+        the authenticated AES/GCM and RSA-OAEP-SHA1 wraps) every stored key of that
+        type; the first that verifies wins. Unauthenticated legacy wraps are never
+        guessed: they use ``key_name`` if given, else the described key, and only with
+        ``allow_legacy``. KMS: ``context``, if given, must equal the stored context
+        minus the reserved keys; KMS decrypts with the stored context (pinned to the
+        ``key_name`` KMS key if given). The name is None for KMS without ``key_name``.
+
+        Raises LegacyFormatError, KeyMissingError (no key of yours can open it),
+        IntegrityError (the key it names, or the one you named, does not verify; or a
+        KMS context mismatch) or FormatError.
+        """
+        if envelope.is_legacy and not allow_legacy:
+            raise LegacyFormatError(
+                f"this object uses {_legacy_what(envelope)}; re-run with --allow-legacy to read it",
+                hint="Legacy formats are not authenticated like V2/V3; "
+                "re-encrypt the object once you have read it.",
+            )
+        if envelope.is_kms:
+            return self._decrypt_kms(envelope, key_name, context)
+        return self._decrypt_raw(envelope, key_name)
+
+    def _decrypt_kms(
+        self, envelope: Envelope, key_name: str | None, context: Mapping[str, str] | None
+    ) -> tuple[bytes, str | None]:
+        stored = dict(envelope.description)
+        # KMS authenticates the context; its copy of the content cipher must match the
+        # unauthenticated metadata, or a GCM object could be presented as CBC.
+        if (
+            envelope.wrap_algorithm == WRAP_KMS_CONTEXT
+            and stored.get(RESERVED_CONTEXT_KEY) != envelope.content_cipher
+        ):
+            raise FormatError(
+                f"the KMS encryption context names content cipher "
+                f"{stored.get(RESERVED_CONTEXT_KEY)!r} but the envelope says "
+                f"{envelope.content_cipher!r}"
+            )
+        if context is not None:
+            expected = user_context(stored)
+            if dict(context) != expected:
+                raise IntegrityError(
+                    "the encryption context does not match the object's: it was written "
+                    f"with {_show(expected)}, you gave {_show(dict(context))}",
+                    hint="Pass exactly the object's context (or none to read it as is).",
+                )
+        kms_key_id = None
+        if key_name is not None:
+            key = self._named_key(key_name)
+            if not isinstance(key, KmsKey):
+                raise UsageError(
+                    f"key '{key_name}' is an {key.type.upper()} key, but this object's data "
+                    "key is wrapped by AWS KMS"
+                )
+            kms_key_id = key.key_id
+        data_key = self.kms.decrypt(envelope.encrypted_data_key, stored, key_id=kms_key_id)
+        _check_data_key(data_key, legacy=envelope.wrap_algorithm == WRAP_KMS_LEGACY)
+        return data_key, key_name
+
+    def _decrypt_raw(self, envelope: Envelope, key_name: str | None) -> tuple[bytes, str]:
+        wrap = envelope.wrap_algorithm
+        if wrap not in _AUTHENTICATED_RAW_WRAPS and wrap not in _LEGACY_RAW_WRAPS:
+            raise FormatError(f"unknown wrap algorithm {wrap!r}")
+        authenticated = wrap in _AUTHENTICATED_RAW_WRAPS
+        described = envelope.description.get(DESCRIPTION_KEY)
+
+        # Explicit choices first: the key the description names (not for legacy wraps
+        # when the user named one: with no check, the user's word wins), then --key.
+        names: list[str] = []
+        if described is not None and (authenticated or key_name is None):
+            names.append(described)
+        if key_name is not None and key_name not in names:
+            names.append(key_name)
+
+        failed: list[str] = []  # explicitly chosen keys that did not verify
+        mismatched: list[str] = []  # explicitly chosen keys of the wrong type
+        for name in names:
+            key = self._named_key(name) if name == key_name else self._stored_or_none(name)
+            opened = self._try_key(key, envelope, failed, mismatched, name)
+            if opened is not None:
+                return opened, name
+        if authenticated:
+            tried = set(names)
+            wanted = _AUTHENTICATED_RAW_WRAPS[wrap]
+            for info in self.store.list():
+                if info.type != wanted or info.name in tried:
+                    continue
+                try:
+                    key = self.store.get(info.name)
+                except S3VaultError:
+                    continue  # a damaged entry cannot open anything; others may
+                opened = self._try_key(key, envelope, [], [], info.name)
+                if opened is not None:
+                    return opened, info.name
+        raise _no_key_opens(envelope, described, key_name, failed, mismatched)
+
+    @staticmethod
+    def _try_key(
+        key: MasterKey | None,
+        envelope: Envelope,
+        failed: list[str],
+        mismatched: list[str],
+        name: str,
+    ) -> bytes | None:
+        """The data key if ``key`` opens the wrap; records why it did not."""
+        if key is None:
+            return None
+        try:
+            data_key = _unwrap(key, envelope)
+        except IntegrityError:
+            failed.append(name)
+            return None
+        if data_key is None:
+            mismatched.append(name)
+            return None
+        return data_key
+
+    # --- keys by name -----------------------------------------------------------
+
+    def _named_key(self, name: str) -> MasterKey:
+        """The key a user or config named: ``kms:KEY_ID`` needs no store."""
+        if name.startswith(KMS_PREFIX):
+            return KmsKey(name, validate_kms_key_id(name[len(KMS_PREFIX) :]))
+        return self.store.get(name)
+
+    def _stored_or_none(self, name: object) -> MasterKey | None:
+        # The description is attacker-controlled: a name that is not a valid key name
+        # (or names a KMS key) is simply not a match.
+        if not isinstance(name, str):
+            return None
+        try:
+            key = self.store.get(validate_name(name))
+        except (KeyMissingError, UsageError):
+            return None
+        return None if isinstance(key, KmsKey) else key
+
+
+def _unwrap(key: MasterKey, envelope: Envelope) -> bytes | None:
+    """The data key under ``key``; None if the key's type cannot open this wrap."""
+    wrap, edk = envelope.wrap_algorithm, envelope.encrypted_data_key
+    cipher = envelope.content_cipher
+    data_key: bytes | None = None
+    if isinstance(key, AesKey):
+        if wrap == WRAP_AES_GCM:
+            data_key = aes_gcm_unwrap(key.secret, edk, cipher)
+        elif wrap is None:
+            data_key = aes_ecb_unwrap(key.secret, edk)
+        elif wrap == WRAP_AES_KEYWRAP:
+            data_key = aes_keywrap_unwrap(key.secret, edk)
+    elif isinstance(key, RsaKey):
+        if wrap == WRAP_RSA_OAEP_SHA1:
+            data_key = rsa_oaep_unwrap(key.private_key(), edk, cipher)
+        elif wrap is None:
+            data_key = rsa_pkcs1_unwrap(key.private_key(), edk)
+        elif wrap == WRAP_RSA_OAEP_SHA256:
+            data_key = rsa_oaep_sha256_unwrap(key.private_key(), edk)
+    if data_key is not None:
+        _check_data_key(data_key, legacy=wrap not in _AUTHENTICATED_RAW_WRAPS)
+    return data_key
+
+
+def _check_data_key(data_key: bytes, *, legacy: bool) -> None:
+    # New formats always carry a 32-byte key; old V1 writers may have used AES-128/192.
+    allowed = AES_KEY_SIZES if legacy else {DATA_KEY_BYTES}
+    if len(data_key) not in allowed:
+        raise IntegrityError(
+            f"the unwrapped data key is {len(data_key)} bytes, not {DATA_KEY_BYTES}: "
+            "wrong key or altered envelope"
+        )
+
+
+def _no_key_opens(
+    envelope: Envelope,
+    described: str | None,
+    key_name: str | None,
+    failed: list[str],
+    mismatched: list[str],
+) -> S3VaultError:
+    wrap = envelope.wrap_algorithm or "V1 (AES/ECB or RSA PKCS#1 v1.5)"
+    if failed:
+        name = failed[0]
+        return IntegrityError(
+            f"key '{name}' did not open this object's data key ({wrap} wrap): the envelope "
+            f"was altered, or '{name}' is not the key that wrote it (same name, other material)",
+            hint="If the object was written with another copy of this key, import that copy.",
+        )
+    if key_name is not None and key_name in mismatched:
+        return KeyMissingError(
+            f"key '{key_name}' cannot open this object: its data key is wrapped with {wrap}",
+            hint="AES/GCM and AESWrap need an AES key; RSA wraps need an RSA key.",
+        )
+    if described:
+        where = f"it names key '{described}', which is not in your keyring"
+    else:
+        where = f"its description is {_show(envelope.description)}"
+    if envelope.is_legacy and key_name is None:
+        return KeyMissingError(
+            f"no key was tried for this legacy object: {where}",
+            hint="Legacy wraps cannot be checked, so s3vault never guesses: name the key "
+            "with --key NAME.",
+        )
+    return KeyMissingError(
+        f"none of your keys opens this object; {where}",
+        hint="Import the key that wrote it (`s3vault key import NAME ...`), "
+        "or name it with --key NAME.",
+    )
+
+
+def _show(mapping: Mapping[str, str]) -> str:
+    return json.dumps(dict(mapping), sort_keys=True)
+
+
+def _legacy_what(envelope: Envelope) -> str:
+    if envelope.wrap_algorithm is None:
+        return "the legacy V1 format (unauthenticated AES/ECB or RSA PKCS#1 v1.5 key wrap)"
+    if envelope.wrap_algorithm in (WRAP_KMS_LEGACY, WRAP_AES_KEYWRAP, WRAP_RSA_OAEP_SHA256):
+        return f"the legacy {envelope.wrap_algorithm} key wrap"
+    return f"legacy {envelope.content_cipher} content encryption (unauthenticated)"
