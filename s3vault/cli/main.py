@@ -1,0 +1,133 @@
+"""The `s3vault` command: single-object work (put, get, inspect, ls, rm) and key management.
+
+Errors are translated once, here: an `S3VaultError` prints its message and hint on
+stderr and exits with its documented code (see s3vault.errors); nothing expected
+ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from s3vault import __version__
+from s3vault.cli.context import AppContext
+from s3vault.cli.output import emit_json, err_console
+from s3vault.errors import ExitCode, S3VaultError
+
+EPILOG = """\b
+Examples:
+  s3vault key generate laptop-2026
+  s3vault put report.pdf s3://my-vault/docs/report.pdf
+  s3vault ls s3://my-vault/docs/ --recursive
+  s3vault inspect s3://my-vault/docs/report.pdf --json
+  s3vault get s3://my-vault/docs/report.pdf ./report.pdf
+
+Exit codes: 0 ok, 1 unexpected error, 2 usage or config error, 3 not found,
+4 integrity failure, 5 key missing, 6 service unreachable, 7 access denied,
+8 conflict, 9 refused by policy, 130 interrupted.
+"""
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs.
+
+    `s3vault key list` then never imports boto3, and every run starts faster.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy:
+            module_name, _, attribute = self._lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+COMMANDS = {
+    "put": "s3vault.cli.object_commands:put",
+    "get": "s3vault.cli.object_commands:get",
+    "inspect": "s3vault.cli.object_commands:inspect",
+    "ls": "s3vault.cli.object_commands:ls",
+    "rm": "s3vault.cli.object_commands:rm",
+    "key": "s3vault.cli.key_commands:key_group",
+    "config": "s3vault.cli.config_commands:config_group",
+    "demo": "s3vault.cli.demo_command:demo",
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="S3VAULT_CONFIG",
+    help="Config file (YAML or JSON). Default: ~/.config/s3vault/config.yaml if present.",
+)
+@click.version_option(__version__, prog_name="s3vault")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """Client-side encrypted S3 storage in the AWS S3 Encryption Client format.
+
+    Every object gets its own data key, wrapped by a master key kept in your OS
+    keyring (AES or RSA) or in AWS KMS. Objects open with the official AWS S3
+    Encryption Clients and vice versa.
+    """
+    ctx.obj = AppContext(config_path=config_path)
+
+
+def report_error(exc: S3VaultError, *, as_json: bool = False) -> None:
+    if as_json:
+        emit_json(
+            {
+                "error": {
+                    "type": exc.title,
+                    "message": exc.message,
+                    "hint": exc.hint,
+                    "exit_code": int(exc.exit_code),
+                }
+            }
+        )
+    err_console.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+    if exc.hint:
+        err_console.print(exc.hint, markup=False, highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `s3vault` script and of `python -m s3vault`."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        result: Any = cli.main(args=args, prog_name="s3vault", standalone_mode=False)
+    except S3VaultError as exc:
+        report_error(exc, as_json="--json" in args)
+        sys.exit(int(exc.exit_code))
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(int(ExitCode.USAGE))
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        # `s3vault get ... - | head`: the reader went away; not an error of ours.
+        sys.stderr.close()
+        sys.exit(0)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,314 @@
+"""Commands on single objects: put, get, inspect, ls, rm."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from s3vault.cli.context import AppContext
+from s3vault.cli.output import console, emit_json
+from s3vault.cli.progress import transfer_progress
+from s3vault.crypto.envelope import Location, Version
+from s3vault.errors import NotFoundError, UsageError
+from s3vault.remote.url import parse_s3_url
+from s3vault.vault.objects import ObjectInfo
+from s3vault.vault.vault import PrefixEntry
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def parse_context(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``--context K=V`` options as a dict (UsageError on a malformed pair)."""
+    context: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--context '{pair}' must look like NAME=VALUE")
+        context[name] = value
+    return context
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+context_option = click.option(
+    "--context",
+    "context_pairs",
+    multiple=True,
+    metavar="K=V",
+    help="Encryption context entry (KMS) or description entry (raw keys); repeatable.",
+)
+key_option = click.option("--key", "key_name", metavar="NAME", help="Master key by name.")
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  s3vault put notes.txt s3://my-vault/notes.txt
+  s3vault put big.iso s3://my-vault/iso/ --key laptop-2026 --format v2
+  s3vault put db.dump s3://my-vault/db.dump --envelope instruction-file
+  s3vault put a.csv s3://my-vault/a.csv --key prod-kms --context project=alpha"""
+)
+@click.argument("local", type=click.Path(path_type=Path))
+@click.argument("target")
+@key_option
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["v2", "v3"]),
+    help="v3 (default): key commitment. v2: readable by older official clients.",
+)
+@click.option(
+    "--envelope",
+    type=click.Choice(["metadata", "instruction-file"]),
+    help="Store the envelope in the object's metadata (default) or in KEY.instruction.",
+)
+@context_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_app
+def put(
+    app: AppContext,
+    local: Path,
+    target: str,
+    key_name: str | None,
+    format_: str | None,
+    envelope: str | None,
+    context_pairs: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Encrypt LOCAL and upload it to s3://BUCKET/KEY.
+
+    A KEY ending in '/' (or empty) takes the file's name. The data key is new for
+    every object and is wrapped by the master key (--key, else the current key).
+    """
+    url = parse_s3_url(target)
+    key = url.key + local.name if url.is_prefix else url.key
+    size = local.stat().st_size if local.is_file() else None
+    with transfer_progress(f"encrypting {local.name}", size) as advance:
+        result = app.vault.put(
+            local,
+            url.bucket,
+            key,
+            key_name=key_name,
+            version=Version(format_) if format_ else None,
+            location=Location(envelope) if envelope else None,
+            context=parse_context(context_pairs),
+            progress=advance,
+        )
+    if as_json:
+        emit_json(
+            {
+                "url": result.url,
+                "etag": result.etag,
+                "version_id": result.version_id,
+                "plaintext_size": result.plaintext_size,
+                "ciphertext_size": result.ciphertext_size,
+                "format": result.format,
+                "location": result.location,
+                "key_name": result.key_name,
+                "wrap_algorithm": result.wrap_algorithm,
+            }
+        )
+    else:
+        console.print(
+            f"encrypted {local} → {result.url} ({human_size(result.plaintext_size)}, "
+            f"{result.format}, key {result.key_name}, envelope in {result.location})"
+        )
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  s3vault get s3://my-vault/notes.txt ./notes.txt
+  s3vault get s3://my-vault/notes.txt - | less
+  s3vault get s3://old-bucket/v1-object ./out --allow-legacy --key old-aes"""
+)
+@click.argument("source")
+@click.argument("local")
+@key_option
+@click.option(
+    "--allow-legacy",
+    is_flag=True,
+    help="Also read legacy, weaker formats (V1, AES/CBC content, kms, AESWrap, RSA PKCS#1).",
+)
+@context_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (not with '-').")
+@pass_app
+def get(
+    app: AppContext,
+    source: str,
+    local: str,
+    key_name: str | None,
+    allow_legacy: bool,
+    context_pairs: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Download s3://BUCKET/KEY and decrypt it to LOCAL ('-' for stdout).
+
+    The plaintext is released only after it authenticated: a file appears under
+    its name once verified; with '-' nothing is written before the whole object
+    verified.
+    """
+    url = parse_s3_url(source)
+    if url.is_prefix:
+        raise UsageError(f"{source} names no object", hint="Give the full key: s3://BUCKET/KEY")
+    context = parse_context(context_pairs) or None
+    if local == "-":
+        if as_json:
+            raise UsageError("--json cannot be combined with '-' (stdout carries the data)")
+        app.vault.get(
+            url.bucket,
+            url.key,
+            sys.stdout.buffer,
+            key_name=key_name,
+            allow_legacy=allow_legacy,
+            context=context,
+        )
+        return
+    target = Path(local)
+    if target.is_dir():
+        target = target / Path(url.key).name
+    if not target.parent.is_dir():
+        raise NotFoundError(f"folder {target.parent} does not exist")
+    with transfer_progress(f"decrypting {target.name}", None) as advance:
+        result = app.vault.get(
+            url.bucket,
+            url.key,
+            target,
+            key_name=key_name,
+            allow_legacy=allow_legacy,
+            context=context,
+            progress=advance,
+        )
+    if as_json:
+        emit_json(
+            {
+                "url": str(url),
+                "destination": result.destination,
+                "plaintext_size": result.plaintext_size,
+                "format": result.format,
+                "key_name": result.key_name,
+            }
+        )
+    else:
+        console.print(
+            f"decrypted {url} → {result.destination} ({human_size(result.plaintext_size)}, "
+            f"{result.format}, authenticated)"
+        )
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  s3vault inspect s3://my-vault/notes.txt
+  s3vault inspect s3://my-vault/notes.txt --json | jq .wrap_algorithm"""
+)
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print every envelope field as JSON.")
+@pass_app
+def inspect(app: AppContext, target: str, as_json: bool) -> None:
+    """Show the envelope of s3://BUCKET/KEY, every field decoded (no key needed)."""
+    url = parse_s3_url(target)
+    info = app.vault.inspect(url.bucket, url.key)
+    if as_json:
+        emit_json(info.to_json())
+        return
+    console.print(envelope_table(info))
+
+
+def envelope_table(info: ObjectInfo) -> Table:
+    """Every envelope field of one object, one per row (empty fields left out)."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for name, value in info.to_json().items():
+        if value is None:
+            continue
+        table.add_row(name.replace("_", " "), _cell(value))
+    return table
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "{}"
+    return str(value)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  s3vault ls s3://my-vault
+  s3vault ls s3://my-vault/docs/ --recursive --json"""
+)
+@click.argument("target")
+@click.option("--recursive", "-r", is_flag=True, help="List every object under the prefix.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@pass_app
+def ls(app: AppContext, target: str, recursive: bool, as_json: bool) -> None:
+    """List objects under s3://BUCKET[/PREFIX] with their format and master key."""
+    url = parse_s3_url(target)
+    entries = app.vault.list(url.bucket, url.key, recursive=recursive)
+    if as_json:
+        emit_json(
+            [
+                {"prefix": e.prefix, "url": f"s3://{e.bucket}/{e.prefix}"}
+                if isinstance(e, PrefixEntry)
+                else e.to_json()
+                for e in entries
+            ]
+        )
+        return
+    console.print(listing_table(entries))
+
+
+def listing_table(entries: Iterable[ObjectInfo | PrefixEntry]) -> Table:
+    """The `ls` table: one row per object, folders first as S3 returns them."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("key", "size", "modified", "format", "envelope", "master key"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for e in entries:
+        if isinstance(e, PrefixEntry):
+            table.add_row(e.prefix, "", "", "", "", "")
+        else:
+            table.add_row(*_ls_row(e))
+    return table
+
+
+def _ls_row(info: ObjectInfo) -> tuple[str, ...]:
+    env = info.envelope
+    modified = info.last_modified.strftime("%Y-%m-%d %H:%M") if info.last_modified else ""
+    master = info.key_name or (
+        "kms" if env is not None and env.is_kms else ("?" if env is not None else "")
+    )
+    return (
+        info.key,
+        human_size(info.plaintext_size),
+        modified,
+        info.format_label,
+        env.location.value if env is not None else "",
+        master,
+    )
+
+
+@click.command(epilog="\b\nExample:\n  s3vault rm s3://my-vault/notes.txt")
+@click.argument("target")
+@pass_app
+def rm(app: AppContext, target: str) -> None:
+    """Delete s3://BUCKET/KEY and its instruction file, if any."""
+    url = parse_s3_url(target)
+    if url.is_prefix:
+        raise UsageError(f"{target} names no object", hint="Give the full key: s3://BUCKET/KEY")
+    app.vault.delete(url.bucket, url.key)
+    console.print(f"deleted {url}")

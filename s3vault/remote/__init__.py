@@ -1,0 +1,1 @@
+"""S3 through boto3: opaque bytes and user metadata, streamed in bounded memory."""

@@ -1,0 +1,396 @@
+"""S3 through boto3: streaming put (single or multipart), streaming get, head, list, delete.
+
+This layer knows nothing about encryption: it moves opaque bytes and user metadata.
+Memory stays bounded whatever the object size: at most ``concurrency`` parts of
+``part_size`` bytes are in flight in either direction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+
+from s3vault.config.model import KmsSettings, S3Settings, TransferSettings
+from s3vault.errors import ConfigError
+from s3vault.remote.errors import s3_errors, translate
+
+MAX_PARTS = 10_000
+MiB = 1024 * 1024
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes just transferred (from worker threads too)."""
+
+
+def s3_url(bucket: str, key: str = "") -> str:
+    return f"s3://{bucket}/{key}"
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    """What HEAD tells about an object, in s3vault's words."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime | None
+    metadata: dict[str, str]
+    content_type: str | None = None
+    version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectSummary:
+    """One entry of a listing (no metadata: S3 listings do not carry it)."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime | None
+
+
+@dataclass(frozen=True)
+class Written:
+    etag: str
+    version_id: str | None = None
+
+
+@dataclass
+class S3Remote:
+    """A bucket-agnostic S3 client with s3vault's transfer policy."""
+
+    settings: S3Settings = field(default_factory=S3Settings)
+    transfer: TransferSettings = field(default_factory=TransferSettings)
+    kms_settings: KmsSettings = field(default_factory=KmsSettings)
+    _client: Any = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    # ---- clients -------------------------------------------------------------------
+
+    def _session(self) -> boto3.session.Session:
+        try:
+            return boto3.session.Session(
+                profile_name=self.settings.profile, region_name=self.settings.region
+            )
+        except BotoCoreError as exc:
+            raise translate(exc, "the AWS profile") from None
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client (thread-safe; built once)."""
+        with self._lock:
+            if self._client is None:
+                pool = max(10, self.transfer.concurrency * 2)
+                config = BotoConfig(
+                    max_pool_connections=pool,
+                    retries={"max_attempts": 5, "mode": "standard"},
+                    connect_timeout=10,
+                    read_timeout=120,
+                    s3={"addressing_style": self.settings.addressing_style},
+                )
+                self._client = self._session().client(
+                    "s3", endpoint_url=self.settings.endpoint_url, config=config
+                )
+            return self._client
+
+    def kms_client(self) -> Any:
+        """A boto3 KMS client from the same credentials (endpoint from config or env)."""
+        session = self._session()
+        region = self.kms_settings.region or self.settings.region or session.region_name
+        try:
+            return session.client(
+                "kms",
+                endpoint_url=self.kms_settings.endpoint_url,
+                region_name=region or "us-east-1",
+                config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}),
+            )
+        except NoRegionError:
+            raise ConfigError("no AWS region set for KMS", hint="Set kms.region") from None
+
+    # ---- small objects -------------------------------------------------------------
+
+    def head(self, bucket: str, key: str) -> ObjectHead:
+        with s3_errors(s3_url(bucket, key)):
+            r = self.client.head_object(Bucket=bucket, Key=key)
+        return ObjectHead(
+            bucket=bucket,
+            key=key,
+            size=int(r["ContentLength"]),
+            etag=r["ETag"],
+            last_modified=r.get("LastModified"),
+            metadata={k.lower(): v for k, v in r.get("Metadata", {}).items()},
+            content_type=r.get("ContentType"),
+            version_id=r.get("VersionId"),
+        )
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) == 404:
+                return False
+            raise translate(exc, s3_url(bucket, key)) from None
+        except BotoCoreError as exc:
+            raise translate(exc, s3_url(bucket, key)) from None
+        return True
+
+    def get_bytes(self, bucket: str, key: str, *, max_bytes: int = 1 * MiB) -> bytes:
+        """A whole small object (an instruction file); refuses anything bigger."""
+        with s3_errors(s3_url(bucket, key)):
+            r = self.client.get_object(Bucket=bucket, Key=key)
+            if int(r["ContentLength"]) > max_bytes:
+                r["Body"].close()
+                raise ConfigError(f"{s3_url(bucket, key)} is too large to be an envelope")
+            return bytes(r["Body"].read())
+
+    def put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        metadata: dict[str, str],
+        *,
+        content_type: str = "application/octet-stream",
+    ) -> Written:
+        with s3_errors(s3_url(bucket, key)):
+            r = self.client.put_object(
+                Bucket=bucket, Key=key, Body=body, Metadata=metadata, ContentType=content_type
+            )
+        return Written(etag=r["ETag"], version_id=r.get("VersionId"))
+
+    def delete(self, bucket: str, key: str) -> None:
+        with s3_errors(s3_url(bucket, key)):
+            self.client.delete_object(Bucket=bucket, Key=key)
+
+    # ---- streaming upload ----------------------------------------------------------
+
+    def part_size_for(self, total: int) -> int:
+        """The configured part size, grown (in whole MiB) so no upload needs > 10,000 parts."""
+        needed = math.ceil(total / MAX_PARTS)
+        return max(self.transfer.part_size, math.ceil(needed / MiB) * MiB)
+
+    def put_stream(
+        self,
+        bucket: str,
+        key: str,
+        read: Callable[[int], bytes],
+        total: int,
+        metadata: dict[str, str],
+        *,
+        content_type: str = "application/octet-stream",
+        progress: Progress | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> Written:
+        """Upload ``total`` bytes produced by ``read(n)`` (called sequentially).
+
+        Small bodies go in one PutObject. Larger ones use a multipart upload whose
+        parts are read (and so encrypted) in order on this thread and uploaded by a
+        bounded pool; a failure aborts the upload so no orphan parts are billed.
+        ``before_commit`` runs after the last byte was read and before the object
+        becomes visible; raising there stores nothing.
+        """
+        if total < self.transfer.multipart_threshold:
+            body = read(total)
+            if before_commit:
+                before_commit()
+            written = self.put_bytes(bucket, key, body, metadata, content_type=content_type)
+            if progress:
+                progress(len(body))
+            return written
+        return self._multipart_upload(
+            bucket, key, read, total, metadata, content_type, progress, before_commit
+        )
+
+    def _multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        read: Callable[[int], bytes],
+        total: int,
+        metadata: dict[str, str],
+        content_type: str,
+        progress: Progress | None,
+        before_commit: Callable[[], None] | None,
+    ) -> Written:
+        what = s3_url(bucket, key)
+        part_size = self.part_size_for(total)
+        with s3_errors(what):
+            upload_id = self.client.create_multipart_upload(
+                Bucket=bucket, Key=key, Metadata=metadata, ContentType=content_type
+            )["UploadId"]
+        try:
+            parts = self._upload_parts(bucket, key, upload_id, read, total, part_size, progress)
+            if before_commit:
+                before_commit()
+            with s3_errors(what):
+                r = self.client.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+        except BaseException:
+            self._abort_quietly(bucket, key, upload_id)
+            raise
+        return Written(etag=r["ETag"], version_id=r.get("VersionId"))
+
+    def _upload_parts(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        read: Callable[[int], bytes],
+        total: int,
+        part_size: int,
+        progress: Progress | None,
+    ) -> list[dict[str, Any]]:
+        what = s3_url(bucket, key)
+        workers = self.transfer.concurrency
+        # The semaphore bounds the parts held in memory: read() blocks once `workers`
+        # parts are waiting or uploading.
+        slots = threading.Semaphore(workers)
+        pending: list[Future[dict[str, Any]]] = []
+
+        def send(number: int, body: bytes) -> dict[str, Any]:
+            try:
+                with s3_errors(what):
+                    r = self.client.upload_part(
+                        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+                    )
+                if progress:
+                    progress(len(body))
+                return {"PartNumber": number, "ETag": r["ETag"]}
+            finally:
+                slots.release()
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-put") as pool:
+            offset, number = 0, 1
+            try:
+                while offset < total:
+                    body = read(min(part_size, total - offset))
+                    if not body:
+                        raise ConfigError(f"source for {what} ended early at byte {offset}")
+                    slots.acquire()
+                    # Stop reading as soon as one part failed.
+                    for done in (f for f in pending if f.done()):
+                        done.result()
+                    pending.append(pool.submit(send, number, body))
+                    offset += len(body)
+                    number += 1
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+            return [f.result() for f in pending]
+
+    def _abort_quietly(self, bucket: str, key: str, upload_id: str) -> None:
+        # The original error matters more; a bucket lifecycle rule or the next
+        # `s3vault` run cleans up an upload we could not abort.
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+    # ---- streaming download --------------------------------------------------------
+
+    def iter_object(
+        self,
+        head: ObjectHead,
+        *,
+        progress: Progress | None = None,
+    ) -> Iterator[bytes]:
+        """The object's bytes in order, in chunks, pinned to the ETag seen by HEAD.
+
+        Large objects are fetched as parallel ranged GETs (``concurrency`` in flight)
+        and yielded in order, so a sequential consumer (the GCM decryptor) is fed
+        at the speed of parallel transfer while memory stays bounded.
+        """
+        if head.size < self.transfer.multipart_threshold:
+            yield from self._iter_single(head, progress)
+        else:
+            yield from self._iter_ranges(head, progress)
+
+    def _iter_single(self, head: ObjectHead, progress: Progress | None) -> Iterator[bytes]:
+        what = s3_url(head.bucket, head.key)
+        with s3_errors(what):
+            body = self.client.get_object(Bucket=head.bucket, Key=head.key, IfMatch=head.etag)[
+                "Body"
+            ]
+            try:
+                for chunk in body.iter_chunks(MiB):
+                    if progress:
+                        progress(len(chunk))
+                    yield chunk
+            finally:
+                body.close()
+
+    def _iter_ranges(self, head: ObjectHead, progress: Progress | None) -> Iterator[bytes]:
+        what = s3_url(head.bucket, head.key)
+        part = self.part_size_for(head.size)
+
+        def fetch(start: int) -> bytes:
+            end = min(start + part, head.size) - 1
+            with s3_errors(what):
+                r = self.client.get_object(
+                    Bucket=head.bucket,
+                    Key=head.key,
+                    Range=f"bytes={start}-{end}",
+                    IfMatch=head.etag,
+                )
+                data = bytes(r["Body"].read())
+            if len(data) != end - start + 1:
+                raise ConfigError(f"short read from {what} at byte {start}")
+            if progress:
+                progress(len(data))
+            return data
+
+        starts = iter(range(0, head.size, part))
+        window: deque[Future[bytes]] = deque()
+        with ThreadPoolExecutor(
+            max_workers=self.transfer.concurrency, thread_name_prefix="s3-get"
+        ) as pool:
+            try:
+                for start in starts:
+                    window.append(pool.submit(fetch, start))
+                    if len(window) >= self.transfer.concurrency:
+                        break
+                while window:
+                    data = window.popleft().result()
+                    nxt = next(starts, None)
+                    if nxt is not None:
+                        window.append(pool.submit(fetch, nxt))
+                    yield data
+            finally:
+                for f in window:
+                    f.cancel()
+
+    # ---- listing -------------------------------------------------------------------
+
+    def list(
+        self, bucket: str, prefix: str = "", *, recursive: bool = True
+    ) -> Iterator[ObjectSummary | str]:
+        """Objects under ``prefix``; without ``recursive``, sub-"folders" come as str."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if not recursive:
+            kwargs["Delimiter"] = "/"
+        with s3_errors(s3_url(bucket, prefix)):
+            for page in paginator.paginate(**kwargs):
+                for common in page.get("CommonPrefixes", []):
+                    yield common["Prefix"]
+                for obj in page.get("Contents", []):
+                    yield ObjectSummary(
+                        key=obj["Key"],
+                        size=int(obj["Size"]),
+                        etag=obj.get("ETag", ""),
+                        last_modified=obj.get("LastModified"),
+                    )

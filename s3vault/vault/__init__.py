@@ -1,0 +1,1 @@
+"""The encryption client: put / get / inspect / list / delete encrypted objects."""

@@ -1,0 +1,127 @@
+"""What s3vault tells about a stored object: its envelope, decoded, in the user's words."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from s3vault.crypto.constants import CEK_CBC, CEK_GCM, INSTRUCTION_SUFFIX, SUITE_V3
+from s3vault.crypto.content import plaintext_length
+from s3vault.crypto.envelope import Envelope, Location
+from s3vault.remote.s3 import ObjectHead
+
+KEY_NAME_FIELD = "s3vault-key"
+"""The material-description entry in which s3vault names the master key of an object."""
+
+CONTENT_CIPHER_NAMES = {
+    SUITE_V3: "AES-256-GCM, HKDF-SHA512 key derivation and key commitment (suite 115)",
+    CEK_GCM: "AES-256-GCM",
+    CEK_CBC: "AES-256-CBC with PKCS#5 padding (legacy, unauthenticated)",
+}
+
+
+def _b64(value: bytes | None) -> str | None:
+    return base64.b64encode(value).decode("ascii") if value is not None else None
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object: its S3 facts and, when encrypted, its decoded envelope."""
+
+    bucket: str
+    key: str
+    ciphertext_size: int
+    etag: str
+    last_modified: datetime | None
+    version_id: str | None
+    envelope: Envelope | None
+    envelope_error: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def encrypted(self) -> bool:
+        return self.envelope is not None
+
+    @property
+    def key_name(self) -> str | None:
+        if self.envelope is None:
+            return None
+        return self.envelope.description.get(KEY_NAME_FIELD)
+
+    @property
+    def plaintext_size(self) -> int | None:
+        if self.envelope is None:
+            return self.ciphertext_size
+        return plaintext_length(self.ciphertext_size, self.envelope)
+
+    @property
+    def format_label(self) -> str:
+        if self.envelope is not None:
+            return self.envelope.version.value
+        return "invalid" if self.envelope_error else "plain"
+
+    @classmethod
+    def from_head(
+        cls, head: ObjectHead, envelope: Envelope | None, error: str | None = None
+    ) -> ObjectInfo:
+        return cls(
+            bucket=head.bucket,
+            key=head.key,
+            ciphertext_size=head.size,
+            etag=head.etag,
+            last_modified=head.last_modified,
+            version_id=head.version_id,
+            envelope=envelope,
+            envelope_error=error,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Every envelope field, decoded; binary values in standard base64."""
+        data: dict[str, Any] = {
+            "url": self.url,
+            "bucket": self.bucket,
+            "key": self.key,
+            "encrypted": self.encrypted,
+            "format": self.format_label,
+            "ciphertext_size": self.ciphertext_size,
+            "plaintext_size": self.plaintext_size,
+            "etag": self.etag,
+            "last_modified": self.last_modified.isoformat() if self.last_modified else None,
+            "version_id": self.version_id,
+            "key_name": self.key_name,
+        }
+        if self.envelope_error:
+            data["error"] = self.envelope_error
+        env = self.envelope
+        if env is None:
+            return data
+        kms = env.is_kms
+        data.update(
+            {
+                "location": env.location.value,
+                "instruction_file": (
+                    self.key + INSTRUCTION_SUFFIX
+                    if env.location is Location.INSTRUCTION_FILE
+                    else None
+                ),
+                "content_cipher": env.content_cipher,
+                "content_cipher_name": CONTENT_CIPHER_NAMES.get(env.content_cipher),
+                "wrap_algorithm": env.wrap_algorithm
+                or ("AES/ECB or RSA/PKCS1 (legacy V1)" if env.version.value == "v1" else None),
+                "description": None if kms else dict(env.description),
+                "encryption_context": dict(env.description) if kms else None,
+                "encrypted_data_key": _b64(env.encrypted_data_key),
+                "encrypted_data_key_size": len(env.encrypted_data_key),
+                "iv": _b64(env.iv),
+                "message_id": _b64(env.message_id),
+                "commitment": _b64(env.commitment),
+                "tag_length": env.tag_length,
+                "legacy": env.is_legacy,
+            }
+        )
+        return data

@@ -1,0 +1,373 @@
+"""The encryption client: one facade the CLI, the GUI and the sync engine all use.
+
+`Vault` joins a key provider (which master key wraps which data key), the envelope
+format (s3vault.crypto) and S3 (s3vault.remote). It never releases plaintext that
+did not authenticate, and never holds a whole object in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from s3vault.config.model import DefaultsSettings
+from s3vault.crypto.constants import (
+    CEK_GCM,
+    GCM_MAX_PLAINTEXT,
+    GCM_TAG_BYTES,
+    INSTRUCTION_SUFFIX,
+    SUITE_V3,
+)
+from s3vault.crypto.content import (
+    ContentDecryptor,
+    ciphertext_length,
+    start_decryption,
+    start_encryption,
+)
+from s3vault.crypto.envelope import (
+    Envelope,
+    Location,
+    Version,
+    check_metadata_size,
+    instruction_file_body,
+    needs_instruction_file,
+    parse_envelope,
+    parse_instruction_file,
+    render_envelope,
+)
+from s3vault.errors import (
+    ConflictError,
+    FormatError,
+    NotFoundError,
+    RefusedError,
+    S3VaultError,
+    UsageError,
+)
+from s3vault.keys.provider import KeyProvider
+from s3vault.remote.s3 import ObjectHead, ObjectSummary, Progress, S3Remote, s3_url
+from s3vault.vault.objects import ObjectInfo
+from s3vault.vault.streams import EncryptingReader, decrypt_to_file, decrypt_to_stream
+
+UNENCRYPTED_LENGTH = "x-amz-unencrypted-content-length"
+LIST_WORKERS = 16
+
+
+@dataclass(frozen=True)
+class PutResult:
+    bucket: str
+    key: str
+    etag: str
+    version_id: str | None
+    plaintext_size: int
+    ciphertext_size: int
+    format: str
+    location: str
+    key_name: str
+    wrap_algorithm: str
+
+    @property
+    def url(self) -> str:
+        return s3_url(self.bucket, self.key)
+
+
+@dataclass(frozen=True)
+class GetResult:
+    bucket: str
+    key: str
+    plaintext_size: int
+    format: str
+    key_name: str | None
+    destination: str
+
+
+@dataclass(frozen=True)
+class PrefixEntry:
+    """A "folder" in a non-recursive listing."""
+
+    bucket: str
+    prefix: str
+
+
+def _content_cipher(version: Version) -> str:
+    return SUITE_V3 if version is Version.V3 else CEK_GCM
+
+
+class Vault:
+    def __init__(self, remote: S3Remote, keys: KeyProvider, defaults: DefaultsSettings) -> None:
+        self.remote = remote
+        self.keys = keys
+        self.defaults = defaults
+
+    # ---- put -----------------------------------------------------------------------
+
+    def put(
+        self,
+        local: Path,
+        bucket: str,
+        key: str,
+        *,
+        key_name: str | None = None,
+        version: Version | None = None,
+        location: Location | None = None,
+        context: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> PutResult:
+        """Encrypt ``local`` under a fresh data key and store it at ``bucket/key``.
+
+        The upload streams; the envelope goes in the object metadata or, with an
+        instruction file, beside the object (written after the object, so a
+        reader never finds an envelope whose object does not exist yet).
+        """
+        version = version or Version(self.defaults.format)
+        location = location or Location(self.defaults.envelope)
+        key_name = key_name or self.defaults.key
+        if key.endswith(INSTRUCTION_SUFFIX):
+            raise UsageError(
+                f"object keys ending in '{INSTRUCTION_SUFFIX}' are reserved for envelopes"
+            )
+        with _open_regular_file(local) as (source, size):
+            if size > GCM_MAX_PLAINTEXT:
+                raise RefusedError(
+                    f"{local} is {size} bytes; one AES-GCM object holds at most "
+                    f"{GCM_MAX_PLAINTEXT} bytes",
+                    hint="Split the file (e.g. with `split -b 32G`) and upload the parts.",
+                )
+            content_cipher = _content_cipher(version)
+            materials = self.keys.encryption_materials(
+                content_cipher, key_name=key_name, context=context or {}
+            )
+            encryptor = start_encryption(version, materials.data_key)
+            envelope = Envelope(
+                version=version,
+                location=location,
+                content_cipher=content_cipher,
+                wrap_algorithm=materials.wrap_algorithm,
+                encrypted_data_key=materials.encrypted_data_key,
+                description=dict(materials.description),
+                iv=encryptor.iv,
+                message_id=encryptor.message_id,
+                commitment=encryptor.commitment,
+                tag_length=GCM_TAG_BYTES * 8,
+            )
+            metadata, instruction = render_envelope(envelope)
+            metadata[UNENCRYPTED_LENGTH] = str(size)
+            check_metadata_size(metadata)
+            body_size = ciphertext_length(size, content_cipher)
+            reader = EncryptingReader(source, size, encryptor)
+            before = os.fstat(source.fileno())
+            written = self.remote.put_stream(
+                bucket,
+                key,
+                reader.read,
+                body_size,
+                metadata,
+                progress=progress,
+                # Checked after the last byte was read, before the object is committed:
+                # a file that changed meanwhile is never stored torn.
+                before_commit=lambda: _check_unchanged(local, before),
+            )
+        if instruction is not None:
+            self.remote.put_bytes(
+                bucket, key + INSTRUCTION_SUFFIX, instruction_file_body(instruction), {}
+            )
+        return PutResult(
+            bucket=bucket,
+            key=key,
+            etag=written.etag,
+            version_id=written.version_id,
+            plaintext_size=size,
+            ciphertext_size=body_size,
+            format=version.value,
+            location=location.value,
+            key_name=materials.key_name,
+            wrap_algorithm=materials.wrap_algorithm,
+        )
+
+    # ---- get -----------------------------------------------------------------------
+
+    def get(
+        self,
+        bucket: str,
+        key: str,
+        destination: Path | BinaryIO,
+        *,
+        key_name: str | None = None,
+        allow_legacy: bool = False,
+        context: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> GetResult:
+        """Decrypt ``bucket/key`` into a file path or a binary stream.
+
+        Nothing is released before the authentication tag (and, for V3, the key
+        commitment) verified: a file appears under its name only once verified, a
+        stream receives its first byte only after the whole object verified.
+        """
+        head = self.remote.head(bucket, key)
+        envelope = self.read_envelope(head)
+        if envelope is None:
+            raise FormatError(
+                f"{s3_url(bucket, key)} is not encrypted (it has no S3 Encryption Client envelope)",
+                hint="Use a plain S3 client to read unencrypted objects.",
+            )
+        if head.size > GCM_MAX_PLAINTEXT + GCM_TAG_BYTES:
+            raise RefusedError(f"{s3_url(bucket, key)} is larger than one AES-GCM object can be")
+        data_key, opened_by = self.keys.decrypt_data_key(
+            envelope, key_name=key_name, context=context, allow_legacy=allow_legacy
+        )
+
+        def decryptor() -> ContentDecryptor:
+            return start_decryption(envelope, data_key, allow_legacy=allow_legacy)
+
+        chunks = self.remote.iter_object(head, progress=progress)
+        if isinstance(destination, Path):
+            size = decrypt_to_file(chunks, decryptor(), destination)
+            where = str(destination)
+        else:
+            size = decrypt_to_stream(chunks, decryptor(), decryptor(), destination)
+            where = "-"
+        return GetResult(
+            bucket=bucket,
+            key=key,
+            plaintext_size=size,
+            format=envelope.version.value,
+            key_name=opened_by,
+            destination=where,
+        )
+
+    # ---- inspect / list ------------------------------------------------------------
+
+    def read_envelope(self, head: ObjectHead) -> Envelope | None:
+        """The object's envelope, from its metadata or its instruction file.
+
+        None when the object carries no envelope at all (a plain object).
+        """
+        instruction: dict[str, str] | None = None
+        if needs_instruction_file(head.metadata):
+            try:
+                body = self.remote.get_bytes(head.bucket, head.key + INSTRUCTION_SUFFIX)
+            except NotFoundError:
+                if _has_partial_v3(head.metadata):
+                    raise FormatError(
+                        f"{s3_url(head.bucket, head.key)} names an instruction file that is missing"
+                    ) from None
+                return None
+            instruction = parse_instruction_file(body)
+        return parse_envelope(head.metadata, instruction)
+
+    def inspect(self, bucket: str, key: str) -> ObjectInfo:
+        head = self.remote.head(bucket, key)
+        return ObjectInfo.from_head(head, self.read_envelope(head))
+
+    def _info_or_error(self, head: ObjectHead) -> ObjectInfo:
+        try:
+            return ObjectInfo.from_head(head, self.read_envelope(head))
+        except S3VaultError as exc:
+            # One broken envelope must not hide the rest of a listing.
+            return ObjectInfo.from_head(head, None, error=exc.message)
+
+    def list(
+        self, bucket: str, prefix: str = "", *, recursive: bool = False
+    ) -> Iterator[ObjectInfo | PrefixEntry]:
+        """Objects under ``prefix`` with their envelopes (HEADs run in parallel).
+
+        Instruction files are not listed as objects of their own: they show as
+        the `location` of the object they belong to.
+        """
+        entries = self.remote.list(bucket, prefix, recursive=recursive)
+        with ThreadPoolExecutor(max_workers=LIST_WORKERS, thread_name_prefix="s3-head") as pool:
+            for batch in _batches(entries, 256):
+                keys = {e.key for e in batch if isinstance(e, ObjectSummary)}
+                heads: list[PrefixEntry | Future[ObjectInfo]] = []
+                for entry in batch:
+                    if isinstance(entry, str):
+                        heads.append(PrefixEntry(bucket, entry))
+                    elif _is_instruction_of(entry.key, keys):
+                        continue
+                    else:
+                        heads.append(pool.submit(self._summary_info, bucket, entry))
+                for item in heads:
+                    yield item if isinstance(item, PrefixEntry) else item.result()
+
+    def _summary_info(self, bucket: str, entry: ObjectSummary) -> ObjectInfo:
+        try:
+            head = self.remote.head(bucket, entry.key)
+        except NotFoundError:
+            # Deleted between LIST and HEAD: show what the listing said.
+            head = ObjectHead(bucket, entry.key, entry.size, entry.etag, entry.last_modified, {})
+        return self._info_or_error(head)
+
+    # ---- delete --------------------------------------------------------------------
+
+    def delete(self, bucket: str, key: str) -> bool:
+        """Delete an object and its instruction file; False if neither existed."""
+        existed = self.remote.exists(bucket, key)
+        instruction = key + INSTRUCTION_SUFFIX
+        has_instruction = self.remote.exists(bucket, instruction)
+        if not existed and not has_instruction:
+            raise NotFoundError(f"{s3_url(bucket, key)} does not exist")
+        if existed:
+            self.remote.delete(bucket, key)
+        if has_instruction:
+            self.remote.delete(bucket, instruction)
+        return True
+
+
+# ---- helpers ---------------------------------------------------------------------
+
+
+@contextmanager
+def _open_regular_file(path: Path) -> Iterator[tuple[BinaryIO, int]]:
+    """Open a local file for reading, with errors a user can act on."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{path} is not a regular file")
+        with open(path, "rb") as source:
+            yield source, os.fstat(source.fileno()).st_size
+    except FileNotFoundError:
+        raise NotFoundError(f"{path} does not exist") from None
+    except PermissionError:
+        raise UsageError(f"{path} cannot be read (permission denied)") from None
+
+
+def _check_unchanged(path: Path, before: os.stat_result) -> None:
+    try:
+        after = path.stat()
+    except FileNotFoundError:
+        raise ConflictError(f"{path} was removed while it was being uploaded") from None
+    if (before.st_size, before.st_mtime_ns, before.st_ino) != (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ino,
+    ):
+        raise ConflictError(
+            f"{path} changed while it was being uploaded; nothing was stored",
+            hint="Upload it again once the file is no longer changing.",
+        )
+
+
+def _has_partial_v3(metadata: Mapping[str, str]) -> bool:
+    return any(k in metadata for k in ("x-amz-c", "x-amz-d", "x-amz-i"))
+
+
+def _is_instruction_of(key: str, keys: set[str]) -> bool:
+    return key.endswith(INSTRUCTION_SUFFIX) and key[: -len(INSTRUCTION_SUFFIX)] in keys
+
+
+def _batches(
+    items: Iterator[ObjectSummary | str], size: int
+) -> Iterator[list[ObjectSummary | str]]:
+    batch: list[ObjectSummary | str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
