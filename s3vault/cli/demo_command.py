@@ -148,7 +148,7 @@ def demo(serve: bool, data_dir: Path | None) -> None:
         _write_demo_folder(folder)
         for item in DEMO_FILES:
             path = folder / item.name
-            with transfer_progress(f"encrypting {item.name}", path.stat().st_size) as advance:
+            with transfer_progress(f"encrypting {item.name}", path.stat().st_size) as bar:
                 result = vault.put(
                     path,
                     DEMO_BUCKET,
@@ -156,7 +156,7 @@ def demo(serve: bool, data_dir: Path | None) -> None:
                     key_name=item.key_name,
                     version=item.version,
                     location=item.location,
-                    progress=advance,
+                    progress=bar.advance,
                 )
             console.print(
                 f"  {item.name:<20} → {result.url}  {human_size(result.plaintext_size):>9}  "

@@ -35,6 +35,7 @@ from s3vault.keys.material import (
     validate_name,
 )
 from s3vault.keys.store import KeyInfo, KeyStore
+from s3vault.remote.url import S3Url, parse_s3_url
 
 # A PEM RSA-4096 key is about 3.3 KB; anything far bigger is not a key file.
 MAX_KEY_FILE_BYTES = 64 * 1024
@@ -324,17 +325,39 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     epilog="""\b
 Examples:
   s3vault key delete old-laptop
-  s3vault key delete old-laptop --yes
+  s3vault key delete old-laptop --yes --check s3://my-vault/ --check s3://archive/2026/
+  s3vault key delete old-laptop --yes --force
+
+\b
+Before deleting an AES or RSA key, s3vault looks through the buckets listed under
+`buckets:` in the config and those given with --check, and refuses (exit 8) while an
+object there still names the key in its description: rotate those objects first
+(`s3vault rotate s3://BUCKET/ -r --from-key NAME --to-key NEW`). Objects that do not
+name their key (written by other clients) are not found this way, and KMS keys are
+not checked at all (a KMS object does not name its key; deleting a KMS key here only
+forgets s3vault's reference to it).
 """,
 )
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    metavar="s3://BUCKET[/PREFIX]",
+    help="Also look for objects that need the key here (repeatable).",
+)
+@click.option("--force", is_flag=True, help="Delete even if objects still need the key.")
 @click.pass_context
-def delete_command(ctx: click.Context, name: str, yes: bool) -> None:
+def delete_command(
+    ctx: click.Context, name: str, yes: bool, checks: tuple[str, ...], force: bool
+) -> None:
     """Remove key NAME from the keyring (for a KMS key: only s3vault's reference)."""
     validate_name(name)
     store = _store(ctx)
     info = _info(store, name)
+    if info is None or info.type != "kms":
+        _refuse_if_still_used(ctx.ensure_object(AppContext), name, checks, force=force)
     if info is not None and info.type == "kms":
         question = f"Forget KMS key '{name}' ({info.key_id})? The KMS key itself is not changed."
     else:
@@ -346,6 +369,54 @@ def delete_command(ctx: click.Context, name: str, yes: bool) -> None:
         console.print(
             "there is no current key now: choose one with `s3vault key use NAME`", markup=False
         )
+
+
+# How many objects that still need a key are enough to refuse (and to show).
+_USERS_SHOWN = 5
+
+
+def _refuse_if_still_used(
+    app: AppContext, name: str, checks: tuple[str, ...], *, force: bool
+) -> None:
+    """ConflictError if objects in the configured or --check buckets name key ``name``."""
+    places = [_place(text) for text in (*app.config.buckets, *checks)]
+    if not places:
+        err_console.print(
+            "note: no bucket was checked for objects that need this key "
+            "(list them under `buckets:` in the config, or pass --check s3://BUCKET)",
+            markup=False,
+        )
+        return
+    if force:
+        return
+    users = _objects_naming(app, name, places)
+    if users:
+        shown = ", ".join(users)
+        raise ConflictError(
+            f"key '{name}' still wraps the data keys of objects in the checked buckets, "
+            f"e.g. {shown}",
+            hint=f"Rotate them first (`s3vault rotate s3://BUCKET/ --recursive --from-key "
+            f"{name} --to-key NEW`), or pass --force to delete it anyway: those objects "
+            "then cannot be read without a copy of the key.",
+        )
+
+
+def _place(text: str) -> S3Url:
+    return parse_s3_url(text if text.startswith("s3://") else f"s3://{text}")
+
+
+def _objects_naming(app: AppContext, name: str, places: list[S3Url]) -> list[str]:
+    """Up to a few objects whose description names key ``name``."""
+    from s3vault.vault.objects import ObjectInfo
+
+    found: list[str] = []
+    for place in places:
+        for entry in app.vault.list(place.bucket, place.key, recursive=True):
+            if isinstance(entry, ObjectInfo) and entry.key_name == name:
+                found.append(entry.url)
+                if len(found) >= _USERS_SHOWN:
+                    return found
+    return found
 
 
 def _info(store: KeyStore, name: str) -> KeyInfo | None:

@@ -96,7 +96,7 @@ def put(
     url = parse_s3_url(target)
     key = url.key + local.name if url.is_prefix else url.key
     size = local.stat().st_size if local.is_file() else None
-    with transfer_progress(f"encrypting {local.name}", size) as advance:
+    with transfer_progress(f"encrypting {local.name}", size) as bar:
         result = app.vault.put(
             local,
             url.bucket,
@@ -105,7 +105,7 @@ def put(
             version=Version(format_) if format_ else None,
             location=Location(envelope) if envelope else None,
             context=parse_context(context_pairs),
-            progress=advance,
+            progress=bar.advance,
         )
     if as_json:
         emit_json(
@@ -182,7 +182,7 @@ def get(
         target = target / Path(url.key).name
     if not target.parent.is_dir():
         raise NotFoundError(f"folder {target.parent} does not exist")
-    with transfer_progress(f"decrypting {target.name}", None) as advance:
+    with transfer_progress(f"decrypting {target.name}") as bar:
         result = app.vault.get(
             url.bucket,
             url.key,
@@ -190,7 +190,8 @@ def get(
             key_name=key_name,
             allow_legacy=allow_legacy,
             context=context,
-            progress=advance,
+            progress=bar.advance,
+            on_size=bar.start,
         )
     if as_json:
         emit_json(

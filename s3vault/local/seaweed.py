@@ -55,6 +55,10 @@ _SCRUBBED_ENV_PREFIXES = ("AWS_", "S3_", "WEED_")
 _WEED_SOCKET_DIR = Path("/tmp")  # noqa: S108
 
 
+PROBE_BUCKET = "s3vault-readiness-probe"
+"""Bucket of the start-up probe (one object written, read back and deleted)."""
+
+
 @dataclass(frozen=True)
 class SeaweedPorts:
     """The HTTP ports of the ``weed mini`` components; each one's gRPC port is +10000."""
@@ -392,7 +396,9 @@ class LocalS3:
                     hint=self._log_tail(),
                 )
             try:
-                probe.list_buckets()
+                # A listing can answer before the volume server has registered; only a
+                # real write and read prove the store is ready for the first test.
+                self._probe_write_read(probe)
                 return
             except (BotoCoreError, ClientError) as e:
                 last_error = e
@@ -402,6 +408,16 @@ class LocalS3:
             f"within {self.start_timeout:.0f} s (last error: {last_error}).",
             hint=self._log_tail(),
         )
+
+    @staticmethod
+    def _probe_write_read(client: S3Client) -> None:
+        names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        if PROBE_BUCKET not in names:
+            client.create_bucket(Bucket=PROBE_BUCKET)
+        client.put_object(Bucket=PROBE_BUCKET, Key="probe", Body=b"ready")
+        if client.get_object(Bucket=PROBE_BUCKET, Key="probe")["Body"].read() != b"ready":
+            raise LocalServiceError("SeaweedFS returned wrong data for the readiness probe")
+        client.delete_object(Bucket=PROBE_BUCKET, Key="probe")
 
     def _log_tail(self, lines: int = 30) -> str:
         try:

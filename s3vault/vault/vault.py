@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -201,12 +201,15 @@ class Vault:
         allow_legacy: bool = False,
         context: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        on_size: Callable[[int], None] | None = None,
     ) -> GetResult:
         """Decrypt ``bucket/key`` into a file path or a binary stream.
 
         Nothing is released before the authentication tag (and, for V3, the key
         commitment) verified: a file appears under its name only once verified, a
         stream receives its first byte only after the whole object verified.
+        ``on_size`` learns the object's stored size before the transfer starts
+        (for a progress bar); ``progress`` then receives the bytes as they arrive.
         """
         head = self.remote.head(bucket, key)
         envelope = self.read_envelope(head)
@@ -220,6 +223,8 @@ class Vault:
         data_key, opened_by = self.keys.decrypt_data_key(
             envelope, key_name=key_name, context=context, allow_legacy=allow_legacy
         )
+        if on_size:
+            on_size(head.size)
 
         def decryptor() -> ContentDecryptor:
             return start_decryption(envelope, data_key, allow_legacy=allow_legacy)

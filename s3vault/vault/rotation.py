@@ -1,0 +1,1089 @@
+"""Key rotation: give objects a new master key without moving their data, or re-encrypt them.
+
+Per object: read the envelope and the ETags it was read at -> find the master key that
+opens the data key and decide (already on the target key, not wrapped by ``--from-key``,
+not encrypted: skip) -> re-wrap or re-encrypt -> verify what was written.
+
+- *Re-wrap* keeps the data key and wraps it with the new master key. An envelope in
+  object metadata is rewritten by a server-side copy of the object onto itself
+  (no body byte passes through this client); an envelope in an instruction file by
+  rewriting only that file. V3's message id and key commitment stay as they were.
+- *Re-encrypt* makes a new data key and streams the body through decryption and
+  encryption (a leaked data key, or V2 -> V3).
+
+Every write is conditional on the ETag read first, so a concurrent change makes that
+object's rotation fail (ConflictError) and never overwrites the other writer's content.
+Nothing here prints: the CLI (and later the GUI) render the `RotationReport`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hmac
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from s3vault.crypto.constants import (
+    CEK_CBC,
+    CEK_GCM,
+    COMMITMENT_BYTES,
+    GCM_MAX_PLAINTEXT,
+    GCM_TAG_BITS,
+    INSTRUCTION_SUFFIX,
+    MESSAGE_ID_BYTES,
+    META_CEK_ALG,
+    META_COMMITMENT_V3,
+    META_CONTENT_CIPHER_V3,
+    META_CONTEXT_V3,
+    META_IV,
+    META_KEY_V1,
+    META_KEY_V2,
+    META_KEY_V3,
+    META_MATDESC,
+    META_MATDESC_V3,
+    META_MESSAGE_ID_V3,
+    META_TAG_LEN,
+    META_UNENCRYPTED_LENGTH,
+    META_WRAP_ALG,
+    META_WRAP_V3,
+    SUITE_V3,
+    WRAP_AES_GCM,
+    WRAP_RSA_OAEP_SHA1,
+)
+from s3vault.crypto.content import (
+    ContentDecryptor,
+    ContentEncryptor,
+    ciphertext_length,
+    plaintext_length,
+    start_decryption,
+    start_encryption,
+)
+from s3vault.crypto.envelope import (
+    Envelope,
+    Location,
+    Version,
+    check_metadata_size,
+    instruction_file_body,
+    needs_instruction_file,
+    parse_envelope,
+    parse_instruction_file,
+    render_envelope,
+)
+from s3vault.crypto.kdf import derive_v3_keys
+from s3vault.crypto.wrap import user_context
+from s3vault.errors import (
+    ConflictError,
+    FormatError,
+    IntegrityError,
+    KeyMissingError,
+    LegacyFormatError,
+    NotFoundError,
+    RefusedError,
+    S3VaultError,
+    UsageError,
+)
+from s3vault.keys.material import KmsKey, MasterKey, validate_name
+from s3vault.keys.provider import DESCRIPTION_KEY, KeyProvider
+from s3vault.remote.s3 import ObjectSummary, ObjectVersion, S3Remote, StoredObject, Written, s3_url
+from s3vault.vault.vault import Vault
+
+DEFAULT_WORKERS = 8
+
+# The part of an envelope that holds the wrapped data key: what a re-wrap replaces.
+# Everything else (IV, content cipher, V3 message id and commitment) stays as it was.
+_DATA_KEY_PART = {
+    Version.V2: (META_KEY_V2, META_WRAP_ALG, META_MATDESC),
+    Version.V3: (META_KEY_V3, META_WRAP_V3, META_MATDESC_V3, META_CONTEXT_V3),
+}
+# Every envelope entry: what a re-encryption drops from the old metadata before
+# writing the new envelope (the user's own entries are kept).
+_ENVELOPE_KEYS = frozenset(
+    {
+        META_KEY_V1,
+        META_KEY_V2,
+        META_KEY_V3,
+        META_IV,
+        META_MATDESC,
+        META_WRAP_ALG,
+        META_CEK_ALG,
+        META_TAG_LEN,
+        META_CONTENT_CIPHER_V3,
+        META_WRAP_V3,
+        META_MATDESC_V3,
+        META_CONTEXT_V3,
+        META_COMMITMENT_V3,
+        META_MESSAGE_ID_V3,
+        META_UNENCRYPTED_LENGTH,
+    }
+)
+_AUTHENTICATED_RAW_WRAPS = (WRAP_AES_GCM, WRAP_RSA_OAEP_SHA1)
+
+
+class Action(StrEnum):
+    REWRAP = "rewrap"
+    REENCRYPT = "reencrypt"
+
+
+class SkipReason(StrEnum):
+    """Why an object was left alone (stable codes for scripts)."""
+
+    ALREADY_ON_TARGET = "already-on-target"
+    NOT_SELECTED = "not-wrapped-by-from-key"
+    NOT_ENCRYPTED = "not-encrypted"
+
+
+@dataclass(frozen=True)
+class RotationOptions:
+    """What a rotation does; the CLI options, in the engine's words.
+
+    ``context`` replaces the encryption context (KMS) or description entries (raw keys)
+    carried over from each object; None keeps each object's own. ``version`` is the
+    format a re-encryption writes (None: the object's own). ``verify_content`` streams
+    the body after writing and authenticates it (None: only for re-encryption, whose
+    old content is gone once the new one is written).
+    """
+
+    to_key: str
+    from_key: str | None = None
+    reencrypt: bool = False
+    version: Version | None = None
+    context: Mapping[str, str] | None = None
+    allow_legacy: bool = False
+    verify_content: bool | None = None
+    dry_run: bool = False
+
+    @property
+    def action(self) -> Action:
+        return Action.REENCRYPT if self.reencrypt else Action.REWRAP
+
+    @property
+    def verifies_content(self) -> bool:
+        return self.reencrypt if self.verify_content is None else self.verify_content
+
+
+@dataclass(frozen=True)
+class Rotated:
+    """An object that was (or, in a dry run, would be) rotated."""
+
+    key: str
+    action: Action
+    from_key: str
+    to_key: str
+    format: str
+    envelope: str
+    version_id: str | None = None
+    content_verified: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "action": self.action.value,
+            "from_key": self.from_key,
+            "to_key": self.to_key,
+            "format": self.format,
+            "envelope": self.envelope,
+            "version_id": self.version_id,
+            "content_verified": self.content_verified,
+        }
+
+
+@dataclass(frozen=True)
+class Skipped:
+    key: str
+    code: SkipReason
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "code": self.code.value, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Failed:
+    key: str
+    reason: str
+    hint: str | None
+    exit_code: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "reason": self.reason,
+            "hint": self.hint,
+            "exit_code": self.exit_code,
+        }
+
+
+Outcome = Rotated | Skipped | Failed
+
+
+@dataclass
+class RotationReport:
+    """What a run did, object by object; filled as the run goes (partial if interrupted)."""
+
+    target: str
+    to_key: str
+    from_key: str | None
+    action: Action
+    dry_run: bool
+    rotated: list[Rotated] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
+    noncurrent_versions_with_old_key: int | None = None
+    """None when the bucket is not versioned (or the run ended before the count)."""
+    interrupted: bool = False
+
+    def add(self, outcome: Outcome) -> None:
+        if isinstance(outcome, Rotated):
+            self.rotated.append(outcome)
+        elif isinstance(outcome, Skipped):
+            self.skipped.append(outcome)
+        else:
+            self.failed.append(outcome)
+
+    @property
+    def exit_code(self) -> int:
+        """0 without failures, else the exit code most failures share (8: changed meanwhile)."""
+        if not self.failed:
+            return 0
+        counts = Counter(f.exit_code for f in self.failed)
+        return min(counts, key=lambda code: (-counts[code], code))
+
+    @property
+    def hint(self) -> str | None:
+        """What to do about non-current versions that still carry an old wrap, if any."""
+        count = self.noncurrent_versions_with_old_key
+        if not count:
+            return None
+        which = f"'{self.from_key}'" if self.from_key else f"a key other than '{self.to_key}'"
+        return (
+            f"{count} non-current object version(s) still hold a data key wrapped by "
+            f"{which} (or could not be checked). They stay readable with the old key "
+            "until they are deleted: keep that key until then. Remove them with a "
+            "lifecycle rule (NoncurrentVersionExpiration), or one by one with "
+            "`aws s3api list-object-versions --bucket BUCKET --prefix PREFIX` and "
+            "`aws s3api delete-object --bucket BUCKET --key KEY --version-id ID`."
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "action": self.action.value,
+            "to_key": self.to_key,
+            "from_key": self.from_key,
+            "dry_run": self.dry_run,
+            "interrupted": self.interrupted,
+            "rotated": [r.to_json() for r in self.rotated],
+            "skipped": [s.to_json() for s in self.skipped],
+            "failed": [f.to_json() for f in self.failed],
+            "noncurrent_versions_with_old_key": self.noncurrent_versions_with_old_key,
+            "hint": self.hint,
+            "exit_code": self.exit_code,
+        }
+
+
+# ---- the engine ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _KeyRef:
+    """A master key as rotation compares them: raw keys by name, KMS keys by ARN."""
+
+    name: str
+    key: MasterKey
+    arn: str | None = None
+
+    @property
+    def is_kms(self) -> bool:
+        return isinstance(self.key, KmsKey)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """An object as read before rotating it: what every write is conditional on."""
+
+    stored: StoredObject
+    envelope: Envelope | None
+    instruction: StoredObject | None = None
+    instruction_fields: dict[str, str] | None = None
+    instruction_body: bytes | None = None
+
+    @property
+    def bucket(self) -> str:
+        return self.stored.head.bucket
+
+    @property
+    def key(self) -> str:
+        return self.stored.head.key
+
+    @property
+    def etag(self) -> str:
+        return self.stored.head.etag
+
+    @property
+    def url(self) -> str:
+        return s3_url(self.bucket, self.key)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """The data key of one object and the master key that opened it."""
+
+    data_key: bytes = field(repr=False)
+    by: str
+    raw_key: MasterKey | None  # the raw key that opened it: after a rotation it must not
+    on_target: bool
+
+
+class Rotator:
+    """Rotates objects of one vault as `RotationOptions` say; thread-safe per object.
+
+    Building it resolves the keys (a missing key fails here, before any object is
+    touched): the target key, the ``--from-key`` and, for KMS keys, their ARNs.
+    """
+
+    def __init__(self, vault: Vault, options: RotationOptions) -> None:
+        self.remote: S3Remote = vault.remote
+        self.keys: KeyProvider = vault.keys
+        self.options = options
+        self._default_version = Version(vault.defaults.format)
+        self._lock = threading.Lock()
+        self._raw_keys: dict[str, MasterKey | None] = {}
+        self.target = self._resolve(options.to_key)
+        self.source = self._resolve(options.from_key) if options.from_key else None
+        self._in_place = self.source is not None and self._same(self.source, self.target)
+        if self._in_place and not options.reencrypt:
+            raise UsageError(
+                f"--from-key and --to-key both name '{options.to_key}': nothing to re-wrap",
+                hint="To give objects under that key new data keys, add --reencrypt.",
+            )
+
+    # ---- runs ----------------------------------------------------------------------
+
+    def new_report(self, bucket: str, key_or_prefix: str) -> RotationReport:
+        return RotationReport(
+            target=s3_url(bucket, key_or_prefix),
+            to_key=self.options.to_key,
+            from_key=self.options.from_key,
+            action=self.options.action,
+            dry_run=self.options.dry_run,
+        )
+
+    def rotate_one(self, bucket: str, key: str, report: RotationReport) -> None:
+        """Rotate one object into ``report``, then count its old non-current versions."""
+        if key.endswith(INSTRUCTION_SUFFIX):
+            raise UsageError(
+                f"{s3_url(bucket, key)} is an instruction file",
+                hint=f"Rotate its object: s3://{bucket}/{key[: -len(INSTRUCTION_SUFFIX)]}",
+            )
+        report.add(self.rotate_object(bucket, key))
+        report.noncurrent_versions_with_old_key = self.count_noncurrent(bucket, key, exact=True)
+
+    def rotate_prefix(
+        self,
+        bucket: str,
+        prefix: str,
+        report: RotationReport,
+        *,
+        workers: int = DEFAULT_WORKERS,
+        on_found: Callable[[str], None] | None = None,
+        on_done: Callable[[Outcome], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Rotate every object under ``prefix``, ``workers`` at a time, into ``report``.
+
+        Objects are listed as they are rotated (constant memory for any number);
+        ``on_found`` and ``on_done`` are called on the calling thread. ``cancel`` stops
+        taking new objects (those under way finish: each rotation is one atomic write).
+        The count of old non-current versions comes last, once the run wrote its own.
+        """
+        keys = self._keys_under(bucket, prefix, on_found)
+        for outcome in _run_bounded(
+            lambda key: self.rotate_object(bucket, key), keys, workers, cancel
+        ):
+            report.add(outcome)
+            if on_done:
+                on_done(outcome)
+        if cancel is not None and cancel.is_set():
+            report.interrupted = True
+            return
+        report.noncurrent_versions_with_old_key = self.count_noncurrent(
+            bucket, prefix, workers=workers
+        )
+
+    def _keys_under(
+        self, bucket: str, prefix: str, on_found: Callable[[str], None] | None
+    ) -> Iterator[str]:
+        for entry in self.remote.list(bucket, prefix, recursive=True):
+            # Instruction files are rotated with their object (s3vault never stores an
+            # object of its own under that suffix).
+            if not isinstance(entry, ObjectSummary) or entry.key.endswith(INSTRUCTION_SUFFIX):
+                continue
+            if on_found:
+                on_found(entry.key)
+            yield entry.key
+
+    # ---- one object ------------------------------------------------------------------
+
+    def rotate_object(self, bucket: str, key: str) -> Outcome:
+        """Rotate one object; every expected failure becomes a `Failed` outcome."""
+        try:
+            return self._rotate(bucket, key)
+        except S3VaultError as exc:
+            return Failed(key, exc.message, exc.hint, int(exc.exit_code))
+
+    def _rotate(self, bucket: str, key: str) -> Outcome:
+        snap = self._read(bucket, key)
+        env = snap.envelope
+        if env is None:
+            return Skipped(key, SkipReason.NOT_ENCRYPTED, "not encrypted (no envelope)")
+        opened = self._open(env)
+        if opened is None:
+            return Skipped(
+                key, SkipReason.NOT_SELECTED, f"not wrapped by '{self.options.from_key}'"
+            )
+        action = self._decide(env, opened)
+        if action is None:
+            return Skipped(key, SkipReason.ALREADY_ON_TARGET, f"already on '{self.options.to_key}'")
+        if self.options.dry_run:
+            version = self._target_version(env) if action is Action.REENCRYPT else env.version
+            return Rotated(
+                key, action, opened.by, self.options.to_key, version.value, env.location.value
+            )
+        if action is Action.REWRAP:
+            return self._rewrap(snap, env, opened)
+        return self._reencrypt(snap, env, opened)
+
+    def _decide(self, env: Envelope, opened: _Opened) -> Action | None:
+        """Re-wrap, re-encrypt, or None when the object is already where it should be."""
+        if opened.on_target:
+            if not self.options.reencrypt:
+                return None
+            # Re-encryption under the same key is asked for by --from-key == --to-key;
+            # otherwise only a change of format gives an object on the target work.
+            if not self._in_place and self._target_version(env) is env.version:
+                return None
+        if self.options.reencrypt:
+            return Action.REENCRYPT
+        if env.version is Version.V1 or env.content_cipher == CEK_CBC:
+            raise RefusedError(
+                f"this object's content is in the legacy {env.content_cipher} format, "
+                "which s3vault does not write: its data key cannot simply be re-wrapped",
+                hint="Re-encrypt it: add --reencrypt --allow-legacy.",
+            )
+        return Action.REWRAP
+
+    def _target_version(self, env: Envelope) -> Version:
+        if self.options.version is not None:
+            return self.options.version
+        return env.version if env.version is not Version.V1 else self._default_version
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def _read(self, bucket: str, key: str) -> _Snapshot:
+        stored = self.remote.head_stored(bucket, key)
+        metadata = stored.head.metadata
+        if not needs_instruction_file(metadata):
+            return _Snapshot(stored, parse_envelope(metadata))
+        try:
+            body, instruction = self.remote.get_small(bucket, key + INSTRUCTION_SUFFIX)
+        except NotFoundError:
+            if any(k in metadata for k in (META_CONTENT_CIPHER_V3, META_COMMITMENT_V3)):
+                raise FormatError(
+                    f"{s3_url(bucket, key)} names an instruction file that is missing"
+                ) from None
+            return _Snapshot(stored, None)
+        fields = parse_instruction_file(body)
+        return _Snapshot(stored, parse_envelope(metadata, fields), instruction, fields, body)
+
+    # ---- which key opens it ----------------------------------------------------------
+
+    def _open(self, env: Envelope) -> _Opened | None:
+        """The data key and the key that opened it; None if ``--from-key`` does not wrap it."""
+        if env.is_legacy and not self.options.allow_legacy:
+            raise LegacyFormatError(
+                "this object uses a legacy format or key wrap",
+                hint="Add --allow-legacy (and --reencrypt for V1 or AES/CBC content) "
+                "to rotate it into the current format.",
+            )
+        if env.is_kms:
+            return self._open_kms(env)
+        if env.wrap_algorithm in _AUTHENTICATED_RAW_WRAPS:
+            return self._open_raw(env)
+        return self._open_legacy_raw(env)
+
+    def _open_kms(self, env: Envelope) -> _Opened | None:
+        source, target = self.source, self.target
+        if source is not None and not source.is_kms and not target.is_kms:
+            return None  # neither key can be the KMS key that wraps it: no KMS call
+        data_key, arn = self.keys.decrypt_kms_data_key(env)
+        on_target = arn == target.arn
+        if source is not None and not on_target and arn != source.arn:
+            return None
+        by = source.name if source is not None and arn == source.arn else f"kms:{arn}"
+        return _Opened(data_key, target.name if on_target else by, None, on_target)
+
+    def _open_raw(self, env: Envelope) -> _Opened | None:
+        # The described key first (usually the one that opens it), then --from-key and
+        # the target: one unwrap per object in the common case, no keyring round trip.
+        candidates: list[MasterKey] = []
+        described = env.description.get(DESCRIPTION_KEY)
+        if isinstance(described, str):
+            stored = self._raw_key(described)
+            if stored is not None:
+                candidates.append(stored)
+        for ref in (self.source, self.target):
+            if ref is not None and not ref.is_kms:
+                candidates.append(ref.key)
+        opener: MasterKey | None = None
+        data_key: bytes | None = None
+        seen: set[str] = set()
+        for key in candidates:
+            if key.name in seen:
+                continue
+            seen.add(key.name)
+            data_key = self.keys.unwrap_with(key, env)
+            if data_key is not None:
+                opener = key
+                break
+        if opener is None or data_key is None:
+            if self.source is not None:
+                return None
+            data_key, opener = self._open_with_any_key(env)
+        return self._opened_raw(data_key, opener)
+
+    def _open_legacy_raw(self, env: Envelope) -> _Opened | None:
+        # Unauthenticated wraps are never guessed: the description's key, or --from-key.
+        source = self.source
+        if source is not None and source.is_kms:
+            return None
+        data_key, opener = self._open_with_any_key(env, source.name if source else None)
+        return self._opened_raw(data_key, opener)
+
+    def _opened_raw(self, data_key: bytes, opener: MasterKey) -> _Opened | None:
+        on_target = not self.target.is_kms and opener.name == self.target.name
+        source = self.source
+        if source is not None and not on_target and opener.name != source.name:
+            return None
+        return _Opened(data_key, opener.name, opener, on_target)
+
+    def _open_with_any_key(
+        self, env: Envelope, key_name: str | None = None
+    ) -> tuple[bytes, MasterKey]:
+        """The key provider's full search (every raw key in the keyring), serialised."""
+        with self._lock:
+            data_key, name = self.keys.decrypt_data_key(
+                env, key_name=key_name, allow_legacy=self.options.allow_legacy
+            )
+        opener = self._raw_key(name) if name else None
+        if opener is None:  # cannot happen for raw wraps: the provider names the key
+            raise KeyMissingError("the key that opened this object is not in the keyring")
+        return data_key, opener
+
+    # ---- re-wrap ---------------------------------------------------------------------
+
+    def _rewrap(self, snap: _Snapshot, env: Envelope, opened: _Opened) -> Rotated:
+        materials = self.keys.wrap_data_key(
+            opened.data_key,
+            env.content_cipher,
+            key_name=self.options.to_key,
+            context=self._context_for(env),
+        )
+        new_env = dataclasses.replace(
+            env,
+            wrap_algorithm=materials.wrap_algorithm,
+            encrypted_data_key=materials.encrypted_data_key,
+            description=dict(materials.description),
+        )
+        written = self._write_rewrapped(snap, env, new_env)
+        try:
+            verified = self._verify(snap, new_env, opened, rewrap_of=env)
+        except ConflictError:
+            raise  # someone else wrote since: their object is not ours to put back
+        except S3VaultError as exc:
+            raise self._put_back(snap, written, exc) from None
+        return self._rotated(snap, Action.REWRAP, opened, new_env, written, verified)
+
+    def _write_rewrapped(self, snap: _Snapshot, env: Envelope, new_env: Envelope) -> Written:
+        part = _data_key_part(new_env)
+        if env.location is Location.METADATA:
+            metadata = _replace_part(snap.stored.head.metadata, part, env.version)
+            check_metadata_size(metadata)
+            with _conflict_as(snap.url):
+                return self.remote.copy_replace_metadata(snap.stored, metadata, if_match=snap.etag)
+        assert snap.instruction is not None and snap.instruction_fields is not None
+        fields = _replace_part(snap.instruction_fields, part, env.version)
+        # A new instruction file must never be paired with other object content.
+        self._check_unchanged(snap)
+        return self._put_instruction(snap, instruction_file_body(fields))
+
+    def _put_instruction(self, snap: _Snapshot, body: bytes) -> Written:
+        assert snap.instruction is not None
+        with _conflict_as(snap.url):
+            return self.remote.put_bytes_if_match(
+                snap.bucket,
+                snap.key + INSTRUCTION_SUFFIX,
+                body,
+                snap.instruction.head.metadata,
+                if_match=snap.instruction.head.etag,
+                headers=snap.instruction.headers,
+            )
+
+    def _put_back(self, snap: _Snapshot, written: Written, failure: S3VaultError) -> S3VaultError:
+        """After a failed verification, restore the previous envelope if nothing else wrote."""
+        what = snap.url
+        try:
+            if snap.instruction is None:
+                current = self.remote.head_stored(snap.bucket, snap.key)
+                self.remote.copy_replace_metadata(
+                    current, dict(snap.stored.head.metadata), if_match=written.etag
+                )
+            else:
+                assert snap.instruction_body is not None
+                self.remote.put_bytes_if_match(
+                    snap.bucket,
+                    snap.key + INSTRUCTION_SUFFIX,
+                    snap.instruction_body,
+                    snap.instruction.head.metadata,
+                    if_match=written.etag,
+                    headers=snap.instruction.headers,
+                )
+        except S3VaultError as exc:
+            return type(failure)(
+                f"{what}: the new envelope did not verify ({failure.message}); the previous "
+                f"envelope could not be put back ({exc.message})",
+                hint="Inspect the object (`s3vault inspect`) and keep the old key.",
+            )
+        return type(failure)(
+            f"{what}: the new envelope did not verify ({failure.message}); the previous "
+            "envelope was put back",
+            hint=failure.hint,
+        )
+
+    # ---- re-encrypt ------------------------------------------------------------------
+
+    def _reencrypt(self, snap: _Snapshot, env: Envelope, opened: _Opened) -> Rotated:
+        head = snap.stored.head
+        size = plaintext_length(head.size, env)
+        if size is None or size > GCM_MAX_PLAINTEXT:
+            raise RefusedError(
+                f"the plaintext size of {snap.url} is unknown or too large to re-encrypt "
+                "it as one AES-GCM object",
+                hint="Download it with `s3vault get --allow-legacy` and upload it again.",
+            )
+        version = self._target_version(env)
+        cipher = SUITE_V3 if version is Version.V3 else CEK_GCM
+        materials = self.keys.encryption_materials(
+            cipher, key_name=self.options.to_key, context=self._context_for(env)
+        )
+        encryptor = start_encryption(version, materials.data_key)
+        new_env = Envelope(
+            version=version,
+            location=env.location,
+            content_cipher=cipher,
+            wrap_algorithm=materials.wrap_algorithm,
+            encrypted_data_key=materials.encrypted_data_key,
+            description=dict(materials.description),
+            iv=encryptor.iv,
+            message_id=encryptor.message_id,
+            commitment=encryptor.commitment,
+            tag_length=GCM_TAG_BITS,
+        )
+        user_metadata = {k: v for k, v in head.metadata.items() if k not in _ENVELOPE_KEYS}
+        user_metadata[META_UNENCRYPTED_LENGTH] = str(size)
+        # Written with the whole envelope in metadata first, also for an instruction-file
+        # object: then every step leaves a readable object (see _move_to_instruction_file).
+        full, _ = render_envelope(dataclasses.replace(new_env, location=Location.METADATA))
+        metadata = {**user_metadata, **full}
+        _check_size(metadata, env.location)
+        reader = _Reencrypting(
+            self.remote.iter_object(head),
+            start_decryption(env, opened.data_key, allow_legacy=self.options.allow_legacy),
+            encryptor,
+            size,
+        )
+        headers = dict(snap.stored.headers)
+        if snap.stored.tag_count:
+            tagging = self.remote.tagging_header(snap.bucket, snap.key)
+            if tagging:
+                headers["Tagging"] = tagging
+        with _conflict_as(snap.url):
+            written = self.remote.put_stream_if_match(
+                snap.bucket,
+                snap.key,
+                reader.read,
+                ciphertext_length(size, cipher),
+                metadata,
+                if_match=snap.etag,
+                headers=headers,
+                before_commit=reader.check_finished,
+            )
+        if env.location is Location.INSTRUCTION_FILE:
+            written = self._move_to_instruction_file(snap, new_env, user_metadata, written)
+        verified = self._verify(snap, new_env, opened, data_key=materials.data_key)
+        return self._rotated(snap, Action.REENCRYPT, opened, new_env, written, verified)
+
+    def _move_to_instruction_file(
+        self,
+        snap: _Snapshot,
+        new_env: Envelope,
+        user_metadata: dict[str, str],
+        written: Written,
+    ) -> Written:
+        """Second and third step of re-encrypting an instruction-file object.
+
+        The object was written with its whole new envelope in metadata, which readers
+        use instead of the (now stale) instruction file. Then the new instruction file
+        is written, then the data-key part leaves the metadata. An interruption between
+        any two steps leaves an object that opens; only its envelope location differs.
+        """
+        content_part, instruction = render_envelope(new_env)
+        assert instruction is not None
+        self._put_instruction(snap, instruction_file_body(instruction))
+        current = self.remote.head_stored(snap.bucket, snap.key)
+        with _conflict_as(snap.url):
+            return self.remote.copy_replace_metadata(
+                current, {**user_metadata, **content_part}, if_match=written.etag
+            )
+
+    # ---- verification ----------------------------------------------------------------
+
+    def _verify(
+        self,
+        before: _Snapshot,
+        expected: Envelope,
+        opened: _Opened,
+        *,
+        rewrap_of: Envelope | None = None,
+        data_key: bytes | None = None,
+    ) -> bool:
+        """Read the object back: NEW opens it, OLD does not, the content still matches.
+
+        Returns whether the body itself was downloaded and authenticated.
+        """
+        data_key = opened.data_key if data_key is None else data_key
+        after = self._read(before.bucket, before.key)
+        env = after.envelope
+        if env is None or env.encrypted_data_key != expected.encrypted_data_key:
+            raise ConflictError(f"{before.url} was changed by someone else right after rotating")
+        if env.location is not expected.location:
+            raise IntegrityError(f"the envelope of {before.url} is not where it was written")
+        opened_now = self._unwrap_with_target(env)
+        if opened_now is None or not hmac.compare_digest(opened_now, data_key):
+            raise IntegrityError(f"the new envelope of {before.url} does not open with the new key")
+        old = opened.raw_key
+        if old is not None and not opened.on_target and self.keys.unwrap_with(old, env):
+            raise IntegrityError(f"the new envelope of {before.url} still opens with the old key")
+        if env.version is Version.V3:
+            _check_commitment(env, data_key, before.url)
+        if rewrap_of is not None:
+            _check_same_content(before, after, rewrap_of, env)
+        if not self.options.verifies_content:
+            return False
+        self._authenticate_body(after, env, data_key)
+        return True
+
+    def _unwrap_with_target(self, env: Envelope) -> bytes | None:
+        if self.target.is_kms:
+            if not env.is_kms:
+                return None
+            data_key, arn = self.keys.decrypt_kms_data_key(env)
+            return data_key if arn == self.target.arn else None
+        return self.keys.unwrap_with(self.target.key, env)
+
+    def _authenticate_body(self, snap: _Snapshot, env: Envelope, data_key: bytes) -> None:
+        decryptor = start_decryption(env, data_key)
+        for chunk in self.remote.iter_object(snap.stored.head):
+            decryptor.update(chunk)
+        decryptor.finalize()
+
+    def _check_unchanged(self, snap: _Snapshot) -> None:
+        if self.remote.head(snap.bucket, snap.key).etag != snap.etag:
+            raise _changed(snap.url)
+
+    # ---- non-current versions --------------------------------------------------------
+
+    def count_noncurrent(
+        self, bucket: str, prefix: str, *, exact: bool = False, workers: int = DEFAULT_WORKERS
+    ) -> int | None:
+        """How many non-current versions still hold a data key wrapped by the old key.
+
+        The old key is ``--from-key``, else any key but the target. A version whose
+        envelope cannot be read or opened counts too (it may well be old). None for a
+        bucket that never had versioning. With ``exact``, ``prefix`` is one object key.
+        """
+        if self.remote.bucket_versioning(bucket) is None:
+            return None
+        wanted = {prefix, prefix + INSTRUCTION_SUFFIX} if exact else None
+        versions = (
+            v
+            for v in self.remote.list_versions(bucket, prefix)
+            if not v.is_latest and not v.is_delete_marker and (wanted is None or v.key in wanted)
+        )
+        flags = _run_bounded(lambda v: self._version_has_old_key(bucket, v), versions, workers)
+        return sum(1 for flag in flags if flag)
+
+    def _version_has_old_key(self, bucket: str, version: ObjectVersion) -> bool:
+        try:
+            if version.key.endswith(INSTRUCTION_SUFFIX):
+                body, _ = self.remote.get_small(bucket, version.key, version_id=version.version_id)
+                env = _data_key_envelope(parse_instruction_file(body))
+            else:
+                stored = self.remote.head_stored(bucket, version.key, version_id=version.version_id)
+                if needs_instruction_file(stored.head.metadata):
+                    return False  # its data key lives in an instruction file version
+                env = parse_envelope(stored.head.metadata)
+            if self.source is not None:
+                return self._wrapped_by(env, self.source)
+            return not self._wrapped_by(env, self.target)
+        except S3VaultError:
+            return True
+
+    def _wrapped_by(self, env: Envelope, ref: _KeyRef) -> bool:
+        if ref.is_kms:
+            return env.is_kms and self.keys.decrypt_kms_data_key(env)[1] == ref.arn
+        if env.is_kms:
+            return False
+        if env.wrap_algorithm not in _AUTHENTICATED_RAW_WRAPS:
+            # An unauthenticated legacy wrap cannot be tested; its description is a
+            # good enough guess for a count.
+            return env.description.get(DESCRIPTION_KEY) == ref.name
+        return self.keys.unwrap_with(ref.key, env) is not None
+
+    # ---- helpers ---------------------------------------------------------------------
+
+    def _resolve(self, name: str) -> _KeyRef:
+        key = self.keys.named_key(name)
+        if isinstance(key, KmsKey):
+            return _KeyRef(name, key, self.keys.kms.key_arn(key.key_id))
+        self._raw_keys[key.name] = key
+        return _KeyRef(name, key)
+
+    @staticmethod
+    def _same(a: _KeyRef, b: _KeyRef) -> bool:
+        if a.is_kms or b.is_kms:
+            return a.arn == b.arn
+        return a.key.name == b.key.name
+
+    def _raw_key(self, name: str) -> MasterKey | None:
+        """A raw key of the keyring by name, read once per run (None if there is none)."""
+        with self._lock:
+            if name not in self._raw_keys:
+                key: MasterKey | None
+                try:
+                    key = self.keys.store.get(validate_name(name))
+                except (KeyMissingError, UsageError):
+                    key = None
+                self._raw_keys[name] = None if isinstance(key, KmsKey) else key
+            return self._raw_keys[name]
+
+    def _context_for(self, env: Envelope) -> dict[str, str]:
+        """The context the new wrap carries: --context, else the object's own entries."""
+        if self.options.context is not None:
+            return dict(self.options.context)
+        if env.is_kms:
+            return user_context(env.description)
+        return {k: v for k, v in env.description.items() if k != DESCRIPTION_KEY}
+
+    def _rotated(
+        self,
+        snap: _Snapshot,
+        action: Action,
+        opened: _Opened,
+        env: Envelope,
+        written: Written,
+        verified: bool,
+    ) -> Rotated:
+        return Rotated(
+            key=snap.key,
+            action=action,
+            from_key=opened.by,
+            to_key=self.options.to_key,
+            format=env.version.value,
+            envelope=env.location.value,
+            version_id=written.version_id,
+            content_verified=verified,
+        )
+
+
+# ---- pure helpers ----------------------------------------------------------------------
+
+
+def _data_key_part(env: Envelope) -> dict[str, str]:
+    """The rendered data-key entries of a V2 or V3 envelope."""
+    full, _ = render_envelope(dataclasses.replace(env, location=Location.METADATA))
+    return {k: v for k, v in full.items() if k in _DATA_KEY_PART[env.version]}
+
+
+def _replace_part(
+    fields: Mapping[str, str], part: Mapping[str, str], version: Version
+) -> dict[str, str]:
+    """``fields`` with the data-key part swapped; every other entry kept verbatim."""
+    kept = {k: v for k, v in fields.items() if k not in _DATA_KEY_PART[version]}
+    return {**kept, **part}
+
+
+def _data_key_envelope(instruction: Mapping[str, str]) -> Envelope:
+    """The envelope of an instruction file on its own, to tell which key wraps its data key.
+
+    A V3 file lacks the message id and commitment (they live in the object's metadata);
+    placeholders stand in for them, as no wrap depends on them.
+    """
+    stub: dict[str, str] = {}
+    if META_KEY_V3 in instruction:
+        stub = {
+            META_CONTENT_CIPHER_V3: SUITE_V3,
+            META_MESSAGE_ID_V3: base64.b64encode(bytes(MESSAGE_ID_BYTES)).decode(),
+            META_COMMITMENT_V3: base64.b64encode(bytes(COMMITMENT_BYTES)).decode(),
+        }
+    return parse_envelope(stub, instruction)
+
+
+def _check_size(metadata: Mapping[str, str], location: Location) -> None:
+    try:
+        check_metadata_size(metadata)
+    except RefusedError as exc:
+        if location is Location.METADATA:
+            raise
+        raise RefusedError(
+            f"{exc.message}: re-encrypting an instruction-file object passes through an "
+            "envelope in metadata, so that an interruption never leaves it unreadable",
+            hint="Use a shorter encryption context, or an AES or KMS key "
+            "(smaller wrapped data keys than RSA-4096).",
+        ) from None
+
+
+def _check_commitment(env: Envelope, data_key: bytes, url: str) -> None:
+    assert env.message_id is not None and env.commitment is not None
+    _, commitment = derive_v3_keys(data_key, env.message_id)
+    if not hmac.compare_digest(commitment, env.commitment):
+        raise IntegrityError(f"the key commitment of {url} does not match its data key")
+
+
+def _check_same_content(before: _Snapshot, after: _Snapshot, old: Envelope, new: Envelope) -> None:
+    """A re-wrap changed the data-key part only: same body, content fields and user entries."""
+    same = (
+        after.stored.head.size == before.stored.head.size
+        and new.iv == old.iv
+        and new.message_id == old.message_id
+        and new.commitment == old.commitment
+        and new.content_cipher == old.content_cipher
+        and _user_entries(after.stored.head.metadata) == _user_entries(before.stored.head.metadata)
+    )
+    if not same:
+        raise IntegrityError(f"re-wrapping {before.url} changed more than its data-key entries")
+
+
+def _user_entries(metadata: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in metadata.items() if k not in _ENVELOPE_KEYS}
+
+
+def _changed(url: str) -> ConflictError:
+    return ConflictError(
+        f"{url} changed after it was read: it was not rotated, and the new content was "
+        "left as it is",
+        hint="Run the rotation again to rotate the new content.",
+    )
+
+
+@contextmanager
+def _conflict_as(url: str) -> Iterator[None]:
+    """Re-raise S3's precondition failure (ConflictError) with rotation's explanation."""
+    try:
+        yield
+    except ConflictError:
+        raise _changed(url) from None
+
+
+class _Reencrypting:
+    """``read(n)`` of the new ciphertext, made from the old ciphertext as it streams in.
+
+    The old body's tag (or padding, for legacy CBC) is verified before the last bytes
+    of the new body (its tag) are produced, and `check_finished` runs before the upload
+    is committed: content that does not authenticate is never stored under a new key.
+    """
+
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        decryptor: ContentDecryptor,
+        encryptor: ContentEncryptor,
+        plaintext_size: int,
+    ) -> None:
+        self._chunks = iter(chunks)
+        self._decryptor = decryptor
+        self._encryptor = encryptor
+        self._expected = plaintext_size
+        self._seen = 0
+        self._buffer = bytearray()
+        self._finished = False
+
+    def read(self, n: int) -> bytes:
+        while len(self._buffer) < n and not self._finished:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self._push(self._decryptor.finalize())
+                if self._seen != self._expected:
+                    raise IntegrityError(
+                        f"the object holds {self._seen} bytes of plaintext, not the "
+                        f"{self._expected} its envelope announced"
+                    )
+                self._buffer += self._encryptor.finalize()
+                self._finished = True
+            else:
+                self._push(self._decryptor.update(chunk))
+        out = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return out
+
+    def _push(self, plaintext: bytes) -> None:
+        self._seen += len(plaintext)
+        if self._seen > self._expected:
+            raise IntegrityError("the object holds more plaintext than its envelope announced")
+        self._buffer += self._encryptor.update(plaintext)
+
+    def check_finished(self) -> None:
+        if not self._finished or self._buffer:
+            raise IntegrityError("the re-encrypted body does not have the expected length")
+
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+def _run_bounded(
+    work: Callable[[_In], _Out],
+    items: Iterable[_In],
+    workers: int,
+    cancel: threading.Event | None = None,
+) -> Iterator[_Out]:
+    """``work(item)`` for each item on ``workers`` threads; results as they complete.
+
+    At most twice ``workers`` items are taken from ``items`` ahead of the results, so
+    a listing of millions streams through in constant memory. Items not yet started
+    are dropped when the consumer stops (Ctrl-C) or ``cancel`` is set.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="rotate") as pool:
+        pending: set[Future[_Out]] = set()
+        try:
+            for item in items:
+                if cancel is not None and cancel.is_set():
+                    break
+                pending.add(pool.submit(work, item))
+                if len(pending) >= 2 * workers:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield future.result()
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
