@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 
 
 class _Section(BaseModel):
@@ -63,6 +64,13 @@ class TransferSettings(_Section):
     )
     part_size: int = Field(default=8 * MiB, ge=5 * MiB, description="Multipart part size")
     concurrency: int = Field(default=8, ge=1, le=64, description="Parallel part transfers")
+    copy_threshold: int = Field(
+        default=5 * GiB,
+        ge=5 * MiB,
+        le=5 * GiB,
+        description="Objects larger than this are re-written by key rotation with a "
+        "multipart copy (S3 copies at most 5 GiB in one request)",
+    )
 
 
 class Config(_Section):
@@ -72,3 +80,8 @@ class Config(_Section):
     keyring: KeyringSettings = Field(default_factory=KeyringSettings)
     defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
+    buckets: list[str] = Field(
+        default_factory=list,
+        description="Buckets s3vault checks before deleting a key, as BUCKET or "
+        "s3://BUCKET/PREFIX (`s3vault key delete` refuses a key their objects still need)",
+    )

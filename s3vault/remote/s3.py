@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +23,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from s3vault.config.model import KmsSettings, S3Settings, TransferSettings
-from s3vault.errors import ConfigError
+from s3vault.errors import ConfigError, RefusedError
 from s3vault.remote.errors import s3_errors, translate
 
 MAX_PARTS = 10_000
@@ -64,6 +65,48 @@ class ObjectSummary:
 class Written:
     etag: str
     version_id: str | None = None
+
+
+# Standard headers that a rewrite of an object (CopyObject with MetadataDirective=REPLACE,
+# a new multipart upload, a re-encrypting PUT) would otherwise reset to defaults.
+KEPT_HEADERS = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentDisposition",
+    "ContentLanguage",
+    "CacheControl",
+    "Expires",
+    "WebsiteRedirectLocation",
+    "StorageClass",
+    "ServerSideEncryption",
+    "SSEKMSKeyId",
+    "BucketKeyEnabled",
+)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """HEAD of an object plus what a rewrite of it must carry over.
+
+    ``headers`` holds the `KEPT_HEADERS` the object has, as boto3 keyword arguments;
+    ``tag_count`` says whether its tags must be read to be carried over.
+    """
+
+    head: ObjectHead
+    headers: dict[str, Any]
+    tag_count: int = 0
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One entry of a versions listing (a delete marker has no size or ETag)."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    is_delete_marker: bool
+    etag: str = ""
+    size: int = 0
 
 
 @dataclass
@@ -394,3 +437,267 @@ class S3Remote:
                         etag=obj.get("ETag", ""),
                         last_modified=obj.get("LastModified"),
                     )
+
+    # ---- rewriting in place (key rotation) -----------------------------------------
+    #
+    # Every write here is conditional on the ETag the caller read, so a concurrent
+    # change of the object makes the rewrite fail (ConflictError) instead of being lost.
+
+    def head_stored(self, bucket: str, key: str, *, version_id: str | None = None) -> StoredObject:
+        """HEAD with the headers and tag count a rewrite must keep.
+
+        Refuses an object whose metadata S3 cannot return (``MissingMeta``): rewriting
+        it with MetadataDirective=REPLACE would silently drop those entries.
+        """
+        what = s3_url(bucket, key)
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id is not None:
+            kwargs["VersionId"] = version_id
+        with s3_errors(what):
+            r = self.client.head_object(**kwargs)
+        if int(r.get("MissingMeta") or 0):
+            raise RefusedError(
+                f"{what} has user metadata that S3 cannot return through its API; "
+                "rewriting it would lose those entries"
+            )
+        return StoredObject(
+            head=_head_from_response(bucket, key, r),
+            headers=_kept_headers(r),
+            tag_count=int(r.get("TagCount") or 0),
+        )
+
+    def get_small(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        max_bytes: int = 1 * MiB,
+    ) -> tuple[bytes, StoredObject]:
+        """A whole small object (an instruction file) with its ETag, metadata and headers."""
+        what = s3_url(bucket, key)
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id is not None:
+            kwargs["VersionId"] = version_id
+        with s3_errors(what):
+            r = self.client.get_object(**kwargs)
+            if int(r["ContentLength"]) > max_bytes:
+                r["Body"].close()
+                raise ConfigError(f"{what} is too large to be an envelope")
+            body = bytes(r["Body"].read())
+        return body, StoredObject(_head_from_response(bucket, key, r), _kept_headers(r))
+
+    def put_bytes_if_match(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        metadata: dict[str, str],
+        *,
+        if_match: str,
+        headers: dict[str, Any] | None = None,
+    ) -> Written:
+        """Replace a small object only if it still has ETag ``if_match``."""
+        with s3_errors(s3_url(bucket, key)):
+            r = self.client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                Metadata=metadata,
+                IfMatch=if_match,
+                **(headers or {}),
+            )
+        return Written(etag=r["ETag"], version_id=r.get("VersionId"))
+
+    def copy_replace_metadata(
+        self, stored: StoredObject, metadata: dict[str, str], *, if_match: str
+    ) -> Written:
+        """Give the object new user metadata without moving its bytes through this client.
+
+        A server-side copy of the object onto itself (MetadataDirective=REPLACE),
+        conditional on ``if_match``; the kept headers and the tags stay. Objects larger
+        than ``transfer.copy_threshold`` go through a multipart copy (UploadPartCopy),
+        as S3 copies at most 5 GiB in one request.
+        """
+        head = stored.head
+        if head.size > self.transfer.copy_threshold:
+            return self._multipart_copy(stored, metadata, if_match)
+        with s3_errors(s3_url(head.bucket, head.key)):
+            r = self.client.copy_object(
+                Bucket=head.bucket,
+                Key=head.key,
+                CopySource={"Bucket": head.bucket, "Key": head.key},
+                CopySourceIfMatch=if_match,
+                MetadataDirective="REPLACE",
+                Metadata=metadata,
+                TaggingDirective="COPY",
+                **stored.headers,
+            )
+        return Written(etag=_quoted(r["CopyObjectResult"]["ETag"]), version_id=r.get("VersionId"))
+
+    def _multipart_copy(
+        self, stored: StoredObject, metadata: dict[str, str], if_match: str
+    ) -> Written:
+        head = stored.head
+        what = s3_url(head.bucket, head.key)
+        extra = dict(stored.headers)
+        tagging = self.tagging_header(head.bucket, head.key) if stored.tag_count else None
+        if tagging:
+            extra["Tagging"] = tagging  # a new upload starts without the object's tags
+        with s3_errors(what):
+            upload_id = self.client.create_multipart_upload(
+                Bucket=head.bucket, Key=head.key, Metadata=metadata, **extra
+            )["UploadId"]
+        part = self.part_size_for(head.size)
+
+        def copy_part(number: int, start: int) -> dict[str, Any]:
+            end = min(start + part, head.size) - 1
+            with s3_errors(what):
+                r = self.client.upload_part_copy(
+                    Bucket=head.bucket,
+                    Key=head.key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": head.bucket, "Key": head.key},
+                    CopySourceRange=f"bytes={start}-{end}",
+                    CopySourceIfMatch=if_match,
+                )
+            return {"PartNumber": number, "ETag": r["CopyPartResult"]["ETag"]}
+
+        try:
+            with ThreadPoolExecutor(
+                max_workers=self.transfer.concurrency, thread_name_prefix="s3-copy"
+            ) as pool:
+                futures = [
+                    pool.submit(copy_part, number, start)
+                    for number, start in enumerate(range(0, head.size, part), start=1)
+                ]
+                parts = [f.result() for f in futures]
+            with s3_errors(what):
+                # IfMatch: the object must not have changed while the parts were copied.
+                r = self.client.complete_multipart_upload(
+                    Bucket=head.bucket,
+                    Key=head.key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                    IfMatch=if_match,
+                )
+        except BaseException:
+            self._abort_quietly(head.bucket, head.key, upload_id)
+            raise
+        return Written(etag=_quoted(r["ETag"]), version_id=r.get("VersionId"))
+
+    def put_stream_if_match(
+        self,
+        bucket: str,
+        key: str,
+        read: Callable[[int], bytes],
+        total: int,
+        metadata: dict[str, str],
+        *,
+        if_match: str,
+        headers: dict[str, Any] | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> Written:
+        """Like `put_stream`, replacing the object only if it still has ETag ``if_match``.
+
+        ``headers`` are extra PutObject / CreateMultipartUpload arguments (kept
+        headers, ``Tagging``). ``before_commit`` runs once the last byte was read and
+        before the new object becomes visible; raising there stores nothing.
+        """
+        what = s3_url(bucket, key)
+        extra = dict(headers or {})
+        if total < self.transfer.multipart_threshold:
+            body = read(total)
+            if before_commit:
+                before_commit()
+            with s3_errors(what):
+                r = self.client.put_object(
+                    Bucket=bucket, Key=key, Body=body, Metadata=metadata, IfMatch=if_match, **extra
+                )
+            return Written(etag=r["ETag"], version_id=r.get("VersionId"))
+        with s3_errors(what):
+            upload_id = self.client.create_multipart_upload(
+                Bucket=bucket, Key=key, Metadata=metadata, **extra
+            )["UploadId"]
+        try:
+            parts = self._upload_parts(
+                bucket, key, upload_id, read, total, self.part_size_for(total), None
+            )
+            if before_commit:
+                before_commit()
+            with s3_errors(what):
+                r = self.client.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                    IfMatch=if_match,
+                )
+        except BaseException:
+            self._abort_quietly(bucket, key, upload_id)
+            raise
+        return Written(etag=r["ETag"], version_id=r.get("VersionId"))
+
+    def tagging_header(self, bucket: str, key: str) -> str | None:
+        """The object's tags as a ``Tagging`` argument (URL-encoded), None if it has none."""
+        with s3_errors(s3_url(bucket, key)):
+            tags = self.client.get_object_tagging(Bucket=bucket, Key=key).get("TagSet", [])
+        if not tags:
+            return None
+        return urllib.parse.urlencode([(t["Key"], t["Value"]) for t in tags])
+
+    def bucket_versioning(self, bucket: str) -> str | None:
+        """``Enabled`` or ``Suspended`` for a bucket that has (had) versioning, else None."""
+        with s3_errors(s3_url(bucket)):
+            status = self.client.get_bucket_versioning(Bucket=bucket).get("Status")
+        return str(status) if status else None
+
+    def list_versions(self, bucket: str, prefix: str = "") -> Iterator[ObjectVersion]:
+        """Every version and delete marker under ``prefix``, page by page."""
+        paginator = self.client.get_paginator("list_object_versions")
+        with s3_errors(s3_url(bucket, prefix)):
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for v in page.get("Versions", []):
+                    yield ObjectVersion(
+                        key=v["Key"],
+                        version_id=v["VersionId"],
+                        is_latest=bool(v.get("IsLatest")),
+                        is_delete_marker=False,
+                        etag=v.get("ETag", ""),
+                        size=int(v.get("Size", 0)),
+                    )
+                for m in page.get("DeleteMarkers", []):
+                    yield ObjectVersion(
+                        key=m["Key"],
+                        version_id=m["VersionId"],
+                        is_latest=bool(m.get("IsLatest")),
+                        is_delete_marker=True,
+                    )
+
+
+def _head_from_response(bucket: str, key: str, r: dict[str, Any]) -> ObjectHead:
+    return ObjectHead(
+        bucket=bucket,
+        key=key,
+        size=int(r["ContentLength"]),
+        etag=r["ETag"],
+        last_modified=r.get("LastModified"),
+        metadata={k.lower(): v for k, v in r.get("Metadata", {}).items()},
+        content_type=r.get("ContentType"),
+        version_id=r.get("VersionId"),
+    )
+
+
+def _kept_headers(r: dict[str, Any]) -> dict[str, Any]:
+    kept = {name: r[name] for name in KEPT_HEADERS if r.get(name) not in (None, "")}
+    # botocore gives Expires as a datetime, or None (with ExpiresString) when the
+    # stored value is not a date; only a date can be sent back.
+    if not isinstance(kept.get("Expires"), datetime):
+        kept.pop("Expires", None)
+    return kept
+
+
+def _quoted(etag: str) -> str:
+    # Some servers (SeaweedFS) return a copy's ETag without the quotes HEAD shows.
+    return etag if etag.startswith('"') else f'"{etag}"'
