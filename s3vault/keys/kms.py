@@ -109,6 +109,34 @@ class KmsClient:
             )
         return bytes(response["CiphertextBlob"])
 
+    def decrypt_with_key_id(
+        self, ciphertext: bytes, encryption_context: Mapping[str, str]
+    ) -> tuple[bytes, str]:
+        """Like `decrypt`, also returning the ARN of the KMS key that wrapped the data key.
+
+        Rotation compares that ARN with the target key's, so an object already wrapped
+        by the target is recognised without trusting anything stored beside it.
+        """
+        with _kms_errors("decrypt the data key", None):
+            response = self.client.decrypt(
+                CiphertextBlob=ciphertext, EncryptionContext=dict(encryption_context)
+            )
+        return bytes(response["Plaintext"]), str(response["KeyId"])
+
+    def key_arn(self, key_id: str) -> str:
+        """The ARN of a key given by id, ARN or alias (DescribeKey).
+
+        Without kms:DescribeKey permission, the ARN is learnt from an Encrypt of 32
+        zero bytes instead, which rotation to that key needs to be allowed anyway.
+        """
+        try:
+            with _kms_errors("describe the key", key_id):
+                return str(self.client.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"])
+        except AccessDeniedError:
+            with _kms_errors("encrypt with the key", key_id):
+                response = self.client.encrypt(KeyId=key_id, Plaintext=bytes(32))
+            return str(response["KeyId"])
+
 
 @contextmanager
 def _kms_errors(action: str, key_id: str | None) -> Iterator[None]:

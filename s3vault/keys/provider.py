@@ -202,17 +202,7 @@ class KeyProvider:
         self, envelope: Envelope, key_name: str | None, context: Mapping[str, str] | None
     ) -> tuple[bytes, str | None]:
         stored = dict(envelope.description)
-        # KMS authenticates the context; its copy of the content cipher must match the
-        # unauthenticated metadata, or a GCM object could be presented as CBC.
-        if (
-            envelope.wrap_algorithm == WRAP_KMS_CONTEXT
-            and stored.get(RESERVED_CONTEXT_KEY) != envelope.content_cipher
-        ):
-            raise FormatError(
-                f"the KMS encryption context names content cipher "
-                f"{stored.get(RESERVED_CONTEXT_KEY)!r} but the envelope says "
-                f"{envelope.content_cipher!r}"
-            )
+        _check_kms_content_cipher(envelope)
         if context is not None:
             expected = user_context(stored)
             if dict(context) != expected:
@@ -292,6 +282,72 @@ class KeyProvider:
             return None
         return data_key
 
+    # --- rotation ---------------------------------------------------------------
+
+    def named_key(self, name: str) -> MasterKey:
+        """The key a user or config named (``kms:KEY_ID`` needs no store)."""
+        return self._named_key(name)
+
+    def wrap_data_key(
+        self,
+        data_key: bytes,
+        content_cipher: str,
+        *,
+        key_name: str,
+        context: Mapping[str, str] | None = None,
+    ) -> EncryptionMaterials:
+        """Wrap an existing data key with master key ``key_name`` (re-wrapping).
+
+        The same rules as `encryption_materials`: a KMS key gets the encryption context
+        ``context`` ∪ ``{"aws:x-amz-cek-alg": content_cipher}`` (KMS Encrypt), a raw key
+        the description ``{"s3vault-key": NAME}`` ∪ ``context``.
+        """
+        if content_cipher not in (CEK_GCM, SUITE_V3):
+            raise ValueError(f"s3vault does not wrap for {content_cipher!r}")
+        _check_data_key(data_key, legacy=False)
+        key = self._named_key(key_name)
+        context = dict(context or {})
+        if isinstance(key, KmsKey):
+            encryption_context = kms_encryption_context(context, content_cipher)
+            blob = self.kms.encrypt(key.key_id, data_key, encryption_context)
+            return EncryptionMaterials(
+                data_key, blob, WRAP_KMS_CONTEXT, encryption_context, key_name
+            )
+        for reserved in (DESCRIPTION_KEY, RESERVED_CONTEXT_KEY):
+            if reserved in context:
+                raise UsageError(f"the context key {reserved!r} is reserved by s3vault")
+        description = {DESCRIPTION_KEY: key_name, **context}
+        if isinstance(key, AesKey):
+            edk = aes_gcm_wrap(key.secret, data_key, content_cipher)
+            return EncryptionMaterials(data_key, edk, WRAP_AES_GCM, description, key_name)
+        edk = rsa_oaep_wrap(key.public_key(), data_key, content_cipher)
+        return EncryptionMaterials(data_key, edk, WRAP_RSA_OAEP_SHA1, description, key_name)
+
+    @staticmethod
+    def unwrap_with(key: MasterKey, envelope: Envelope) -> bytes | None:
+        """The data key if raw ``key`` opens the envelope's wrap; None if it does not.
+
+        None for a wrong key, a key of the other type and KMS keys or wraps alike.
+        Legacy wraps are the caller's to gate (see `decrypt_data_key`).
+        """
+        if isinstance(key, KmsKey) or envelope.is_kms:
+            return None
+        try:
+            return _unwrap(key, envelope)
+        except IntegrityError:
+            return None
+
+    def decrypt_kms_data_key(self, envelope: Envelope) -> tuple[bytes, str]:
+        """The data key of a KMS-wrapped object and the ARN of the KMS key that wrapped it."""
+        if not envelope.is_kms:
+            raise ValueError("not a KMS-wrapped data key")
+        _check_kms_content_cipher(envelope)
+        data_key, arn = self.kms.decrypt_with_key_id(
+            envelope.encrypted_data_key, envelope.description
+        )
+        _check_data_key(data_key, legacy=envelope.wrap_algorithm == WRAP_KMS_LEGACY)
+        return data_key, arn
+
     # --- keys by name -----------------------------------------------------------
 
     def _named_key(self, name: str) -> MasterKey:
@@ -310,6 +366,21 @@ class KeyProvider:
         except (KeyMissingError, UsageError):
             return None
         return None if isinstance(key, KmsKey) else key
+
+
+def _check_kms_content_cipher(envelope: Envelope) -> None:
+    # KMS authenticates the context; its copy of the content cipher must match the
+    # unauthenticated metadata, or a GCM object could be presented as CBC.
+    stored = envelope.description
+    if (
+        envelope.wrap_algorithm == WRAP_KMS_CONTEXT
+        and stored.get(RESERVED_CONTEXT_KEY) != envelope.content_cipher
+    ):
+        raise FormatError(
+            f"the KMS encryption context names content cipher "
+            f"{stored.get(RESERVED_CONTEXT_KEY)!r} but the envelope says "
+            f"{envelope.content_cipher!r}"
+        )
 
 
 def _unwrap(key: MasterKey, envelope: Envelope) -> bytes | None:
