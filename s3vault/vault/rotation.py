@@ -771,7 +771,11 @@ class Rotator:
         after = self._read(before.bucket, before.key)
         env = after.envelope
         if env is None or env.encrypted_data_key != expected.encrypted_data_key:
-            raise ConflictError(f"{before.url} was changed by someone else right after rotating")
+            raise ConflictError(
+                f"{before.url} changed right after it was rotated: another writer replaced "
+                "it, and its content was left as it is",
+                hint="Run the rotation again to rotate the new content.",
+            )
         if env.location is not expected.location:
             raise IntegrityError(f"the envelope of {before.url} is not where it was written")
         opened_now = self._unwrap_with_target(env)
