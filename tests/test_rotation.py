@@ -13,6 +13,7 @@ import base64
 import datetime
 import json
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ from s3vault.errors import ExitCode
 from s3vault.keys.material import KmsKey
 from s3vault.keys.store import KeyStore
 from s3vault.remote.s3 import S3Remote
-from s3vault.vault.rotation import Action, RotationReport, SkipReason
+from s3vault.vault.rotation import Action, RotationOptions, RotationReport, Rotator, SkipReason
 from s3vault.vault.vault import Vault
 
 if TYPE_CHECKING:
@@ -638,3 +639,25 @@ def test_base64_of_unchanged_v3_fields_is_kept_verbatim(
     assert {k: after[k] for k in ("x-amz-c", "x-amz-d", "x-amz-i")} == {
         k: head["Metadata"][k] for k in ("x-amz-c", "x-amz-d", "x-amz-i")
     }
+
+
+def test_a_cancelled_run_is_finished_by_running_it_again(
+    vault: Vault, bucket: str, tmp_path: Path
+) -> None:
+    for i in range(12):
+        put(vault, tmp_path, bucket, f"n/{i:02}", bytes([i]) * 10, key_name="aes-old")
+    rotator = Rotator(vault, RotationOptions(to_key="aes-new"))
+    report = rotator.new_report(bucket, "n/")
+    cancel = threading.Event()
+
+    def stop_after_three(outcome: object) -> None:
+        if len(report.rotated) >= 3:
+            cancel.set()
+
+    rotator.rotate_prefix(bucket, "n/", report, workers=2, on_done=stop_after_three, cancel=cancel)
+
+    assert report.interrupted and 3 <= len(report.rotated) < 12
+    assert report.noncurrent_versions_with_old_key is None  # not counted for a partial run
+    again = rotate_prefix(vault, bucket, "n/", to_key="aes-new")
+    assert len(again.rotated) == 12 - len(report.rotated)
+    assert len(again.skipped) == len(report.rotated)

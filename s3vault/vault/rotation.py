@@ -404,10 +404,17 @@ class Rotator:
         The count of old non-current versions comes last, once the run wrote its own.
         """
         keys = self._keys_under(bucket, prefix, on_found)
-        for outcome in _run_bounded(
-            lambda key: self.rotate_object(bucket, key), keys, workers, cancel
-        ):
-            report.add(outcome)
+        lock = threading.Lock()
+
+        def work(key: str) -> Outcome:
+            outcome = self.rotate_object(bucket, key)
+            # Recorded by the worker: rotations still under way when the run is
+            # interrupted finish, and the report shows them too.
+            with lock:
+                report.add(outcome)
+            return outcome
+
+        for outcome in _run_bounded(work, keys, workers, cancel):
             if on_done:
                 on_done(outcome)
         if cancel is not None and cancel.is_set():
