@@ -67,6 +67,10 @@ def plaintext_length(ciphertext_length: int, envelope: Envelope) -> int | None:
     return envelope.unencrypted_content_length
 
 
+_UPDATE_SLACK = algorithms.AES.block_size // 8 - 1
+"""Bytes ``update_into`` needs past the output of a chunk (a partial block)."""
+
+
 class _OutputBuffer:
     """Runs a cipher context into one reused buffer and returns the output as bytes.
 
@@ -75,8 +79,7 @@ class _OutputBuffer:
     buffer that is kept (page faults on every call). Memory stays at one chunk.
     """
 
-    # update_into wants room for a partial block beyond the input.
-    _SLACK = algorithms.AES.block_size // 8 - 1
+    _SLACK = _UPDATE_SLACK
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -92,6 +95,18 @@ class _OutputBuffer:
                 if piece:
                     done += ctx.update_into(piece, view[done:])
             return bytes(view[:done])
+
+    def run_view(self, ctx: CipherContext, *pieces: bytes | memoryview) -> memoryview:
+        """Like `run`, without the copy: a view valid until the next call."""
+        need = sum(len(piece) for piece in pieces) + self._SLACK
+        if len(self._buf) < need:
+            self._buf = bytearray(need)
+        view = memoryview(self._buf)
+        done = 0
+        for piece in pieces:
+            if piece:
+                done += ctx.update_into(piece, view[done:])
+        return view[:done]
 
 
 class ContentEncryptor:
@@ -124,14 +139,34 @@ class ContentEncryptor:
 
     def update(self, data: bytes) -> bytes:
         """Ciphertext for ``data`` (same length). RefusedError past the GCM limit."""
-        self._pushed += len(data)
+        self._count(len(data))
+        return self._out.run(self._ctx, data)
+
+    def encrypt_into(self, data: bytes | bytearray | memoryview, out: memoryview) -> None:
+        """Write the ciphertext of ``data`` into ``out[:len(data)]``, with no allocation.
+
+        For streaming into pooled, exactly sized part buffers: cryptography's
+        ``update_into`` wants 15 bytes of slack past the output, so the last block's
+        worth is encrypted separately and copied in (GCM output length equals input).
+        """
+        data = memoryview(data)  # slices below must not copy
+        n = len(data)
+        if len(out) < n:
+            raise ValueError("the output buffer is smaller than the input")
+        self._count(n)
+        split = max(n - GCM_TAG_BYTES, 0)
+        if split:
+            self._ctx.update_into(data[:split], out[: split + _UPDATE_SLACK])
+        out[split:n] = self._ctx.update(data[split:n])
+
+    def _count(self, n: int) -> None:
+        self._pushed += n
         if self._pushed > GCM_MAX_PLAINTEXT:
             raise RefusedError(
                 f"the object is larger than the {GCM_MAX_PLAINTEXT} bytes AES-GCM "
                 "can encrypt under one key and IV",
                 hint="Split the file into parts below about 64 GiB.",
             )
-        return self._out.run(self._ctx, data)
 
     def finalize(self) -> bytes:
         """The remaining ciphertext (none for GCM) followed by the 16-byte tag."""
@@ -187,6 +222,13 @@ class ContentDecryptor(ABC):
     def finalize(self) -> bytes:
         """Verify the body; return the plaintext not yet returned by `update`."""
 
+    def update_view(self, data: bytes) -> bytes | memoryview:
+        """Like `update`, but may return a view that is valid only until the next call.
+
+        Lets a caller that writes the output at once skip one copy per chunk.
+        """
+        return self.update(data)
+
 
 class _GcmDecryptor(ContentDecryptor):
     def __init__(self, ctx: AEADDecryptionContext) -> None:
@@ -197,17 +239,20 @@ class _GcmDecryptor(ContentDecryptor):
         self._out = _OutputBuffer()
 
     def update(self, data: bytes) -> bytes:
+        return bytes(self.update_view(data))
+
+    def update_view(self, data: bytes) -> memoryview:
         if len(data) >= GCM_TAG_BYTES:
             # The held bytes are ciphertext after all; the new chunk's last 16 are
             # held instead. The chunk is read through a view, never copied.
             view = memoryview(data)
-            out = self._out.run(self._ctx, self._held, view[:-GCM_TAG_BYTES])
+            out = self._out.run_view(self._ctx, self._held, view[:-GCM_TAG_BYTES])
             self._held = bytes(view[-GCM_TAG_BYTES:])
             return out
         joined = self._held + data
         cut = max(len(joined) - GCM_TAG_BYTES, 0)
         self._held = joined[cut:]
-        return self._out.run(self._ctx, joined[:cut])
+        return self._out.run_view(self._ctx, joined[:cut])
 
     def finalize(self) -> bytes:
         if len(self._held) < GCM_TAG_BYTES:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -28,6 +28,17 @@ from s3vault.remote.errors import s3_errors, translate
 
 MAX_PARTS = 10_000
 MiB = 1024 * 1024
+RANGE_SIZE = 4 * MiB
+"""Bytes per ranged GET of a large object; `concurrency` of them are in memory at most."""
+
+
+class BodySource(Protocol):
+    """A body produced in order: `read` for small bodies, `readinto` for parts."""
+
+    def read(self, n: int) -> bytes: ...
+
+    def readinto(self, out: memoryview) -> int: ...
+
 
 Progress = Callable[[int], None]
 """Called with the number of bytes just transferred (from worker threads too)."""
@@ -227,7 +238,7 @@ class S3Remote:
         self,
         bucket: str,
         key: str,
-        read: Callable[[int], bytes],
+        read: BodySource | Callable[[int], bytes],
         total: int,
         metadata: dict[str, str],
         *,
@@ -244,7 +255,7 @@ class S3Remote:
         becomes visible; raising there stores nothing.
         """
         if total < self.transfer.multipart_threshold:
-            body = read(total)
+            body = read(total) if callable(read) else read.read(total)
             if before_commit:
                 before_commit()
             written = self.put_bytes(bucket, key, body, metadata, content_type=content_type)
@@ -259,7 +270,7 @@ class S3Remote:
         self,
         bucket: str,
         key: str,
-        read: Callable[[int], bytes],
+        read: BodySource | Callable[[int], bytes],
         total: int,
         metadata: dict[str, str],
         content_type: str,
@@ -293,19 +304,24 @@ class S3Remote:
         bucket: str,
         key: str,
         upload_id: str,
-        read: Callable[[int], bytes],
+        read: BodySource | Callable[[int], bytes],
         total: int,
         part_size: int,
         progress: Progress | None,
     ) -> list[dict[str, Any]]:
         what = s3_url(bucket, key)
         workers = self.transfer.concurrency
-        # The semaphore bounds the parts held in memory: read() blocks once `workers`
-        # parts are waiting or uploading.
+        # A slot is taken *before* a part is read, so at most `workers` parts are in
+        # memory. Full-size parts are read into pooled buffers (a source with
+        # `readinto` encrypts straight into them): nothing is allocated per part,
+        # which keeps memory flat however large the file.
         slots = threading.Semaphore(workers)
+        pool: list[bytearray] = []
+        readinto = None if callable(read) else read.readinto
+        read_bytes = read if callable(read) else read.read
         pending: list[Future[dict[str, Any]]] = []
 
-        def send(number: int, body: bytes) -> dict[str, Any]:
+        def send(number: int, body: bytes | bytearray, buffer: bytearray | None) -> dict[str, Any]:
             try:
                 with s3_errors(what):
                     r = self.client.upload_part(
@@ -315,21 +331,35 @@ class S3Remote:
                     progress(len(body))
                 return {"PartNumber": number, "ETag": r["ETag"]}
             finally:
+                if buffer is not None:
+                    pool.append(buffer)
                 slots.release()
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-put") as pool:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-put") as executor:
             offset, number = 0, 1
             try:
                 while offset < total:
-                    body = read(min(part_size, total - offset))
-                    if not body:
-                        raise ConfigError(f"source for {what} ended early at byte {offset}")
+                    want = min(part_size, total - offset)
                     slots.acquire()
-                    # Stop reading as soon as one part failed.
-                    for done in (f for f in pending if f.done()):
-                        done.result()
-                    pending.append(pool.submit(send, number, body))
-                    offset += len(body)
+                    buffer: bytearray | None = None
+                    try:
+                        if readinto is not None and want == part_size:
+                            buffer = pool.pop() if pool else bytearray(part_size)
+                            body: bytes | bytearray = buffer
+                            got = readinto(memoryview(buffer))
+                        else:
+                            body = read_bytes(want)
+                            got = len(body)
+                        if got != want:
+                            raise ConfigError(f"source for {what} ended early at byte {offset}")
+                        # Stop reading as soon as one part failed.
+                        for done in (f for f in pending if f.done()):
+                            done.result()
+                    except BaseException:
+                        slots.release()
+                        raise
+                    pending.append(executor.submit(send, number, body, buffer))
+                    offset += want
                     number += 1
             except BaseException:
                 for f in pending:
@@ -378,7 +408,7 @@ class S3Remote:
 
     def _iter_ranges(self, head: ObjectHead, progress: Progress | None) -> Iterator[bytes]:
         what = s3_url(head.bucket, head.key)
-        part = self.part_size_for(head.size)
+        part = RANGE_SIZE
 
         def fetch(start: int) -> bytes:
             end = min(start + part, head.size) - 1
@@ -408,10 +438,13 @@ class S3Remote:
                         break
                 while window:
                     data = window.popleft().result()
+                    # The part being consumed counts against the window: the next
+                    # range is requested only once the consumer is done with this one.
+                    yield data
+                    del data
                     nxt = next(starts, None)
                     if nxt is not None:
                         window.append(pool.submit(fetch, nxt))
-                    yield data
             finally:
                 for f in window:
                     f.cancel()

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from collections.abc import Iterable
@@ -26,42 +27,65 @@ SPOOL_CHUNK = 1024 * 1024
 
 
 class EncryptingReader:
-    """``read(n)`` returns the next ``n`` bytes of ciphertext for a local file.
+    """The object body (ciphertext ‖ tag) of a local file, produced in order.
 
     The ciphertext is the plaintext's length plus the GCM tag, so the caller knows
-    the body size up front and can choose single or multipart upload.
+    the body size up front and can choose single or multipart upload. `readinto`
+    encrypts straight into the caller's (pooled) buffer through one reused
+    plaintext buffer: a multipart upload allocates nothing per part.
     """
 
-    def __init__(self, source: BinaryIO, size: int, encryptor: ContentEncryptor) -> None:
+    def __init__(self, source: io.BufferedIOBase, size: int, encryptor: ContentEncryptor) -> None:
         self._source = source
         self._remaining = size
         self._encryptor = encryptor
         self._tail = b""  # ciphertext produced but not yet handed out (the tag)
         self._finished = False
+        self._plain = bytearray()
 
     def read(self, n: int) -> bytes:
-        out: list[bytes] = []
-        wanted = n
+        """The next ``n`` bytes of the body (fewer only at its end)."""
+        buffer = bytearray(n)
+        got = self.readinto(memoryview(buffer))
+        del buffer[got:]
+        return bytes(buffer)
+
+    def readinto(self, out: memoryview) -> int:
+        """Fill ``out`` with the next bytes of the body; fewer only at its end."""
+        want, done = len(out), 0
         if self._tail:
-            piece, self._tail = self._tail[:wanted], self._tail[wanted:]
-            out.append(piece)
-            wanted -= len(piece)
-        if wanted and self._remaining:
-            chunk = self._source.read(min(wanted, self._remaining))
-            if not chunk:
-                raise ConflictError(
-                    "the file became shorter while it was being encrypted",
-                    hint="Nothing was uploaded; try again once the file is no longer changing.",
-                )
-            self._remaining -= len(chunk)
-            out.append(self._encryptor.update(chunk))
-            wanted -= len(chunk)
-        if wanted and not self._remaining and not self._finished:
+            done = min(want, len(self._tail))
+            out[:done] = self._tail[:done]
+            self._tail = self._tail[done:]
+        if done < want and self._remaining:
+            n = min(want - done, self._remaining)
+            plain = self._read_plaintext(n)
+            self._encryptor.encrypt_into(plain, out[done : done + n])
+            self._remaining -= n
+            done += n
+        if done < want and not self._remaining and not self._finished:
             self._finished = True
             final = self._encryptor.finalize()
-            out.append(final[:wanted])
-            self._tail = final[wanted:]
-        return b"".join(out) if len(out) != 1 else out[0]
+            k = min(want - done, len(final))
+            out[done : done + k] = final[:k]
+            self._tail = final[k:]
+            done += k
+        return done
+
+    def _read_plaintext(self, n: int) -> memoryview:
+        if len(self._plain) < n:
+            self._plain = bytearray(n)
+        view = memoryview(self._plain)[:n]
+        got = 0
+        while got < n:
+            k = self._source.readinto(view[got:])
+            if not k:
+                raise ConflictError(
+                    "the file became shorter while it was being encrypted",
+                    hint="Nothing was stored; try again once the file is no longer changing.",
+                )
+            got += k
+        return view
 
 
 def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target: Path) -> int:
@@ -79,7 +103,7 @@ def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target
     try:
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
-                plain = decryptor.update(chunk)
+                plain = decryptor.update_view(chunk)
                 out.write(plain)
                 size += len(plain)
             last = decryptor.finalize()  # raises IntegrityError on any tampering
@@ -119,7 +143,7 @@ def decrypt_to_stream(
         spool.seek(0)
         size = 0
         while chunk := spool.read(SPOOL_CHUNK):
-            plain = second.update(chunk)
+            plain = second.update_view(chunk)
             out.write(plain)
             size += len(plain)
         last = second.finalize()

@@ -7,6 +7,7 @@ did not authenticate, and never holds a whole object in memory.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from collections.abc import Callable, Iterator, Mapping
@@ -164,7 +165,7 @@ class Vault:
             written = self.remote.put_stream(
                 bucket,
                 key,
-                reader.read,
+                reader,
                 body_size,
                 metadata,
                 progress=progress,
@@ -327,7 +328,7 @@ class Vault:
 
 
 @contextmanager
-def _open_regular_file(path: Path) -> Iterator[tuple[BinaryIO, int]]:
+def _open_regular_file(path: Path) -> Iterator[tuple[io.BufferedReader, int]]:
     """Open a local file for reading, with errors a user can act on."""
     try:
         info = path.stat()
