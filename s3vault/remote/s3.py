@@ -438,13 +438,13 @@ class S3Remote:
                         break
                 while window:
                     data = window.popleft().result()
-                    # The part being consumed counts against the window: the next
-                    # range is requested only once the consumer is done with this one.
-                    yield data
-                    del data
+                    # Keep `concurrency` ranges in flight while this one is decrypted
+                    # and written: memory is (concurrency + 1) x RANGE_SIZE.
                     nxt = next(starts, None)
                     if nxt is not None:
                         window.append(pool.submit(fetch, nxt))
+                    yield data
+                    del data
             finally:
                 for f in window:
                     f.cancel()
