@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from s3vault.config.sync import FolderSettings
 from s3vault.errors import RefusedError
 from s3vault.sync.guard import guard
 from s3vault.sync.model import (
@@ -36,7 +37,6 @@ from s3vault.sync.planner import (
     remote_index,
 )
 from s3vault.sync.scan import RootStatus
-from s3vault.sync.settings import FolderSettings
 
 
 @dataclass(frozen=True)

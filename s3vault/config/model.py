@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from s3vault.config.sync import AgentSettings, FolderSettings, check_folders
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -85,3 +87,12 @@ class Config(_Section):
         description="Buckets s3vault checks before deleting a key, as BUCKET or "
         "s3://BUCKET/PREFIX (`s3vault key delete` refuses a key their objects still need)",
     )
+    folders: list[FolderSettings] = Field(
+        default_factory=list, description="Local folders kept encrypted in S3"
+    )
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+
+    @model_validator(mode="after")
+    def _folders_do_not_overlap(self) -> Config:
+        check_folders(self.folders)
+        return self

@@ -5,6 +5,7 @@ The watcher, the transfer workers and the agent build on these; every object goe
 through `s3vault.vault.Vault`.
 """
 
+from s3vault.config.sync import AgentSettings, FolderSettings, check_folders
 from s3vault.sync.events import Change, Debouncer, FsEvent, coalesce
 from s3vault.sync.guard import GuardVerdict, guard
 from s3vault.sync.ignore import DEFAULT_PATTERNS, IGNORE_FILE, IgnoreRules
@@ -33,7 +34,6 @@ from s3vault.sync.scan import (
     scan,
     scan_paths,
 )
-from s3vault.sync.settings import AgentSettings, FolderSettings, check_folders
 from s3vault.sync.state import InFlightUpload, StateDB, default_state_path
 
 __all__ = [

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from s3vault.config.sync import FolderSettings
 from s3vault.errors import RefusedError
 from s3vault.sync.model import Plan
 from s3vault.sync.scan import RootStatus
-from s3vault.sync.settings import FolderSettings
 
 FORCE = "s3vault sync --force"
 

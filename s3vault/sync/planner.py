@@ -34,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Literal, Protocol
 
+from s3vault.config.sync import FolderSettings
 from s3vault.crypto.constants import INSTRUCTION_SUFFIX
 from s3vault.sync.model import (
     Action,
@@ -50,7 +51,6 @@ from s3vault.sync.model import (
     same_etag,
 )
 from s3vault.sync.scan import ROOT
-from s3vault.sync.settings import FolderSettings
 
 DeletePolicy = Literal["mirror", "keep"]
 

@@ -7,7 +7,7 @@
         key: laptop-2026
     agent: {workers: 8, debounce_ms: 500, rescan_interval: 1h}
 
-Only ``path``, ``bucket`` and ``key`` are required. These models are meant to sit in
+Only ``path``, ``bucket`` and ``key`` are required. These models sit in
 `s3vault.config.model.Config` as ``folders: list[FolderSettings]`` and
 ``agent: AgentSettings`` (with `check_folders` run over the list).
 """

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from s3vault.sync.settings import (
+from s3vault.config.sync import (
     AgentSettings,
     FolderSettings,
     check_folders,
