@@ -1,0 +1,124 @@
+"""The other end of the control socket, for the CLI and the GUI.
+
+with AgentClient() as agent:
+    agent.pause()
+    for status in agent.subscribe(): ...
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from s3vault.agent import paths
+from s3vault.agent.protocol import ProtocolError, Request, decode, read_message
+from s3vault.errors import (
+    AccessDeniedError,
+    ConflictError,
+    ExitCode,
+    NotFoundError,
+    RefusedError,
+    S3VaultError,
+    UnreachableError,
+    UsageError,
+)
+
+NOT_RUNNING_HINT = (
+    "Start it with `s3vault agent` (or `systemctl --user start s3vault-agent` "
+    "where the systemd user unit is installed)."
+)
+_ERRORS: dict[int, type[S3VaultError]] = {
+    ExitCode.USAGE: UsageError,
+    ExitCode.NOT_FOUND: NotFoundError,
+    ExitCode.UNREACHABLE: UnreachableError,
+    ExitCode.ACCESS_DENIED: AccessDeniedError,
+    ExitCode.CONFLICT: ConflictError,
+    ExitCode.REFUSED: RefusedError,
+}
+
+
+class AgentNotRunningError(UnreachableError):
+    title = "Agent not running"
+
+
+class AgentClient:
+    """One connection to the running agent; a reply error is raised as S3VaultError."""
+
+    def __init__(self, path: Path | None = None, *, timeout: float = 30.0) -> None:
+        self.path = path if path is not None else paths.socket_path()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(str(self.path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            self._sock.close()
+            raise AgentNotRunningError(
+                "the s3vault agent is not running", hint=NOT_RUNNING_HINT
+            ) from None
+        self._rfile = self._sock.makefile("rb")
+
+    def close(self) -> None:
+        self._rfile.close()
+        self._sock.close()
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- verbs --------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = self.request("status")["status"]
+        return status
+
+    def pause(self) -> dict[str, Any]:
+        return self.request("pause")
+
+    def resume(self) -> dict[str, Any]:
+        return self.request("resume")
+
+    def sync_now(self) -> dict[str, Any]:
+        return self.request("sync-now")
+
+    def stop(self) -> dict[str, Any]:
+        return self.request("stop")
+
+    def subscribe(self) -> Iterator[dict[str, Any]]:
+        """Status snapshots as the agent pushes them, until it stops (then ends)."""
+        self._sock.settimeout(None)  # updates come when something happens
+        self._sock.sendall(Request("subscribe").encode())
+        while True:
+            reply = self._read()
+            if reply is None:
+                return
+            status: dict[str, Any] = reply["status"]
+            yield status
+
+    def request(self, verb: str, **args: Any) -> dict[str, Any]:
+        self._sock.sendall(Request(verb, args).encode())
+        reply = self._read()
+        if reply is None:
+            raise AgentNotRunningError(
+                "the s3vault agent closed the connection", hint=NOT_RUNNING_HINT
+            )
+        return reply
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            line = read_message(self._rfile)
+        except ConnectionResetError:
+            return None
+        if line is None:
+            return None
+        reply = decode(line)
+        if reply.get("ok") is True:
+            return reply
+        error = reply.get("error")
+        if not isinstance(error, dict):
+            raise ProtocolError("the agent sent a reply without ok or error")
+        cls = _ERRORS.get(int(error.get("exit_code", 1)), S3VaultError)
+        raise cls(str(error.get("message", "agent error")), hint=error.get("hint"))
