@@ -65,6 +65,12 @@ COMMANDS = {
     "key": "s3vault.cli.key_commands:key_group",
     "config": "s3vault.cli.config_commands:config_group",
     "demo": "s3vault.cli.demo_command:demo",
+    "agent": "s3vault.cli.agent_commands:agent",
+    "status": "s3vault.cli.agent_commands:status",
+    "pause": "s3vault.cli.agent_commands:pause",
+    "resume": "s3vault.cli.agent_commands:resume",
+    "sync-now": "s3vault.cli.agent_commands:sync_now",
+    "stop": "s3vault.cli.agent_commands:stop",
 }
 
 

@@ -1,0 +1,219 @@
+"""`s3vault agent` (run the sync agent) and the commands that talk to it over its
+control socket: `status`, `pause`, `resume`, `sync-now`, `stop` (docs/agent.md)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+
+from s3vault.cli.context import AppContext
+from s3vault.cli.output import console, emit_json, err_console
+from s3vault.errors import ConfigError, ExitCode, UnreachableError
+
+pass_app = click.make_pass_decorator(AppContext)
+
+START_TIMEOUT = 30.0  # seconds a detached agent may take to open its socket
+STOP_TIMEOUT = 120.0  # a stop waits for the reconcile in progress to end
+
+AGENT_EPILOG = """\b
+Examples:
+  s3vault agent                 # start in the background, log in ~/.local/state/s3vault/
+  s3vault agent --foreground    # run here, log to stderr (systemd, autostart, debugging)
+  systemctl --user enable --now s3vault-agent   # with installer/systemd/ installed
+
+\b
+One agent per user syncs every folder of the config's `folders:` section. It does a
+full sync (with the S3 listing) at start, then uploads changes as files are written,
+and rescans every `agent.rescan_interval`. systemd and XDG autostart run it with
+--foreground (it then reports READY/STATUS/WATCHDOG to systemd).
+
+\b
+Exit codes: 0 stopped cleanly, 2 bad config (e.g. no folders), 8 an agent is already
+running, 9 refused (e.g. inotify watch limit, unsafe runtime dir).
+"""
+
+STATUS_EPILOG = """\b
+Examples:
+  s3vault status
+  s3vault status --json | jq .state
+
+\b
+States: idle, syncing, paused, offline (S3 unreachable; retried with backoff), error.
+Exit codes: 0 the agent answered, 6 the agent is not running.
+"""
+
+
+@click.command(epilog=AGENT_EPILOG)
+@click.option(
+    "--foreground", is_flag=True, help="Run in this process (systemd, autostart, debugging)."
+)
+@click.option("--detached-child", is_flag=True, hidden=True)
+@pass_app
+def agent(app: AppContext, foreground: bool, detached_child: bool) -> int:
+    """Run the sync agent: keep every configured folder encrypted in S3."""
+    config = app.config
+    if not config.folders:
+        raise ConfigError(
+            "no folders to sync: the config has no `folders:` section",
+            hint="Add one (path, bucket, key); see docs/agent.md.",
+        )
+    from s3vault.agent.daemon import run_agent
+
+    if foreground or detached_child:
+        return run_agent(config, foreground=not detached_child)
+    return _start_detached(app)
+
+
+def _start_detached(app: AppContext) -> int:
+    """Start `s3vault agent --detached-child` in its own session; wait for its socket."""
+    from s3vault.agent import paths
+    from s3vault.agent.client import AgentClient
+    from s3vault.agent.daemon import LOG_NAME
+
+    log_path = paths.state_dir() / LOG_NAME
+    command = [sys.executable, "-m", "s3vault"]
+    if app.config_path is not None:
+        command += ["--config", os.fspath(app.config_path.absolute())]
+    command += ["agent", "--detached-child"]
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # not killed with this terminal
+            close_fds=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        code = child.poll()
+        if code is not None:
+            err_console.print(f"the agent exited with code {code}; see {log_path}")
+            return code
+        try:
+            with AgentClient(timeout=5):
+                console.print(f"agent started (pid {child.pid}); log: {log_path}")
+                return 0
+        except UnreachableError:
+            time.sleep(0.2)
+    err_console.print(f"the agent (pid {child.pid}) did not open its socket; see {log_path}")
+    return int(ExitCode.UNREACHABLE)
+
+
+@click.command(epilog=STATUS_EPILOG)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(as_json: bool) -> None:
+    """Show what the sync agent is doing."""
+    from s3vault.agent.client import AgentClient
+
+    with AgentClient() as client:
+        snapshot = client.status()
+    if as_json:
+        emit_json(snapshot)
+        return
+    _print_status(snapshot)
+
+
+def _print_status(s: dict[str, Any]) -> None:
+    console.print(f"agent: {s['state']}")
+    p = s.get("progress")
+    if p:
+        console.print(
+            f"  syncing {p['folder']}: {p['files_done']}/{p['files_total']} files, "
+            f"{_size(p['bytes_done'])}/{_size(p['bytes_total'])}, {_size(p['rate'])}/s"
+        )
+    for f in s["folders"]:
+        line = f"  {f['path']} -> {f['folder']}: {f['state']}"
+        if f.get("last_sync"):
+            line += f", last sync {_time(f['last_sync'])}"
+        console.print(line)
+        if f.get("message"):
+            console.print(f"    {f['message']}")
+    if s["errors"]:
+        console.print(f"file errors ({len(s['errors'])}):")
+        for e in s["errors"][-10:]:
+            console.print(f"  {e['path']}: {e['message']}")
+    if s["recent"]:
+        console.print("recent activity:")
+        for r in s["recent"][-10:]:
+            console.print(f"  {_time(r['time'])} {r['event']} {r.get('folder') or ''}".rstrip())
+
+
+def _time(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _control(verb: str, done: str, as_json: bool) -> None:
+    from s3vault.agent.client import AgentClient
+
+    with AgentClient() as client:
+        reply = client.request(verb)
+    if as_json:
+        emit_json(reply)
+    else:
+        console.print(done)
+
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the agent's reply as JSON.")
+
+
+@click.command()
+@_JSON
+def pause(as_json: bool) -> None:
+    """Pause syncing (changes are remembered and synced on resume)."""
+    _control("pause", "paused", as_json)
+
+
+@click.command()
+@_JSON
+def resume(as_json: bool) -> None:
+    """Resume syncing after `pause`."""
+    _control("resume", "resumed", as_json)
+
+
+@click.command("sync-now")
+@_JSON
+def sync_now(as_json: bool) -> None:
+    """Sync every folder in full now (with the S3 listing), without waiting."""
+    _control("sync-now", "full sync requested", as_json)
+
+
+@click.command()
+@_JSON
+@click.option(
+    "--timeout",
+    type=float,
+    default=STOP_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the agent to exit.",
+)
+def stop(as_json: bool, timeout: float) -> None:
+    """Stop the agent (after the reconcile in progress), and wait until it has."""
+    from s3vault.agent import paths
+
+    _control("stop", "stopping", as_json)
+    socket_file = paths.socket_path()
+    deadline = time.monotonic() + timeout
+    while socket_file.exists():  # the agent removes it on its way out
+        if time.monotonic() > deadline:
+            raise UnreachableError(
+                f"the agent did not stop within {timeout:.0f} s",
+                hint="It finishes the reconcile in progress first; check `s3vault status`.",
+            )
+        time.sleep(0.1)
+    if not as_json:
+        console.print("stopped")
