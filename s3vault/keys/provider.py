@@ -142,23 +142,30 @@ class KeyProvider:
                 hint="Create one with `s3vault key generate NAME` (the first key becomes "
                 "current), or pick one with `s3vault key use NAME`.",
             )
-        key = self._named_key(name)
-        context = dict(context or {})
+        return self.new_materials(self._named_key(name), content_cipher, context=context)
+
+    def new_materials(
+        self,
+        key: MasterKey,
+        content_cipher: str,
+        *,
+        context: Mapping[str, str] | None = None,
+    ) -> EncryptionMaterials:
+        """A fresh data key wrapped by ``key``, a key already read (see `named_key`).
+
+        KMS keys make it with GenerateDataKey; raw keys take 32 bytes from the OS and
+        wrap them (`wrap_data_key`).
+        """
         if isinstance(key, KmsKey):
-            encryption_context = kms_encryption_context(context, content_cipher)
+            if content_cipher not in (CEK_GCM, SUITE_V3):
+                raise ValueError(f"s3vault does not encrypt with {content_cipher!r}")
+            encryption_context = kms_encryption_context(dict(context or {}), content_cipher)
             data_key, blob = self.kms.generate_data_key(key.key_id, encryption_context)
             _check_data_key(data_key, legacy=False)
-            return EncryptionMaterials(data_key, blob, WRAP_KMS_CONTEXT, encryption_context, name)
-        for reserved in (DESCRIPTION_KEY, RESERVED_CONTEXT_KEY):
-            if reserved in context:
-                raise UsageError(f"the context key {reserved!r} is reserved by s3vault")
-        description = {DESCRIPTION_KEY: name, **context}
-        data_key = os.urandom(DATA_KEY_BYTES)
-        if isinstance(key, AesKey):
-            edk = aes_gcm_wrap(key.secret, data_key, content_cipher)
-            return EncryptionMaterials(data_key, edk, WRAP_AES_GCM, description, name)
-        edk = rsa_oaep_wrap(key.public_key(), data_key, content_cipher)
-        return EncryptionMaterials(data_key, edk, WRAP_RSA_OAEP_SHA1, description, name)
+            return EncryptionMaterials(
+                data_key, blob, WRAP_KMS_CONTEXT, encryption_context, key.name
+            )
+        return self.wrap_data_key(os.urandom(DATA_KEY_BYTES), content_cipher, key, context=context)
 
     # --- decrypting -------------------------------------------------------------
 
@@ -292,36 +299,36 @@ class KeyProvider:
         self,
         data_key: bytes,
         content_cipher: str,
+        key: MasterKey,
         *,
-        key_name: str,
         context: Mapping[str, str] | None = None,
     ) -> EncryptionMaterials:
-        """Wrap an existing data key with master key ``key_name`` (re-wrapping).
+        """Wrap a given data key with ``key`` (a new object's, or a re-wrap's).
 
-        The same rules as `encryption_materials`: a KMS key gets the encryption context
-        ``context`` ∪ ``{"aws:x-amz-cek-alg": content_cipher}`` (KMS Encrypt), a raw key
-        the description ``{"s3vault-key": NAME}`` ∪ ``context``.
+        ``content_cipher`` is ``AES/GCM/NoPadding`` (V2) or ``115`` (V3): the wrap is
+        bound to it. A KMS key gets the encryption context ``context`` ∪
+        ``{"aws:x-amz-cek-alg": content_cipher}`` (KMS Encrypt), a raw key the
+        description ``{"s3vault-key": NAME}`` ∪ ``context``.
         """
         if content_cipher not in (CEK_GCM, SUITE_V3):
             raise ValueError(f"s3vault does not wrap for {content_cipher!r}")
         _check_data_key(data_key, legacy=False)
-        key = self._named_key(key_name)
         context = dict(context or {})
         if isinstance(key, KmsKey):
             encryption_context = kms_encryption_context(context, content_cipher)
             blob = self.kms.encrypt(key.key_id, data_key, encryption_context)
             return EncryptionMaterials(
-                data_key, blob, WRAP_KMS_CONTEXT, encryption_context, key_name
+                data_key, blob, WRAP_KMS_CONTEXT, encryption_context, key.name
             )
         for reserved in (DESCRIPTION_KEY, RESERVED_CONTEXT_KEY):
             if reserved in context:
                 raise UsageError(f"the context key {reserved!r} is reserved by s3vault")
-        description = {DESCRIPTION_KEY: key_name, **context}
+        description = {DESCRIPTION_KEY: key.name, **context}
         if isinstance(key, AesKey):
             edk = aes_gcm_wrap(key.secret, data_key, content_cipher)
-            return EncryptionMaterials(data_key, edk, WRAP_AES_GCM, description, key_name)
+            return EncryptionMaterials(data_key, edk, WRAP_AES_GCM, description, key.name)
         edk = rsa_oaep_wrap(key.public_key(), data_key, content_cipher)
-        return EncryptionMaterials(data_key, edk, WRAP_RSA_OAEP_SHA1, description, key_name)
+        return EncryptionMaterials(data_key, edk, WRAP_RSA_OAEP_SHA1, description, key.name)
 
     @staticmethod
     def unwrap_with(key: MasterKey, envelope: Envelope) -> bytes | None:

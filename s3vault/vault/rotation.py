@@ -597,10 +597,7 @@ class Rotator:
 
     def _rewrap(self, snap: _Snapshot, env: Envelope, opened: _Opened) -> Rotated:
         materials = self.keys.wrap_data_key(
-            opened.data_key,
-            env.content_cipher,
-            key_name=self.options.to_key,
-            context=self._context_for(env),
+            opened.data_key, env.content_cipher, self.target.key, context=self._context_for(env)
         )
         new_env = dataclasses.replace(
             env,
@@ -686,9 +683,7 @@ class Rotator:
             )
         version = self._target_version(env)
         cipher = SUITE_V3 if version is Version.V3 else CEK_GCM
-        materials = self.keys.encryption_materials(
-            cipher, key_name=self.options.to_key, context=self._context_for(env)
-        )
+        materials = self.keys.new_materials(self.target.key, cipher, context=self._context_for(env))
         encryptor = start_encryption(version, materials.data_key)
         new_env = Envelope(
             version=version,
