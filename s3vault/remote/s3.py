@@ -242,9 +242,12 @@ class S3Remote:
         total: int,
         metadata: dict[str, str],
         *,
-        content_type: str = "application/octet-stream",
+        content_type: str | None = "application/octet-stream",
         progress: Progress | None = None,
         before_commit: Callable[[], None] | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        headers: dict[str, Any] | None = None,
     ) -> Written:
         """Upload ``total`` bytes produced by ``read(n)`` (called sequentially).
 
@@ -253,17 +256,35 @@ class S3Remote:
         bounded pool; a failure aborts the upload so no orphan parts are billed.
         ``before_commit`` runs after the last byte was read and before the object
         becomes visible; raising there stores nothing.
+
+        The write is conditional with ``if_match`` (replace only the object with this
+        ETag) or ``if_none_match`` (only if there is no object yet): a failed
+        precondition raises ConflictError and stores nothing. ``headers`` are extra
+        PutObject / CreateMultipartUpload arguments (kept headers, ``Tagging``).
         """
+        if if_match is not None and if_none_match:
+            raise ValueError("if_match and if_none_match exclude each other")
+        extra = dict(headers or {})
+        if content_type is not None:
+            extra.setdefault("ContentType", content_type)
+        condition: dict[str, str] = {}
+        if if_match is not None:
+            condition["IfMatch"] = if_match
+        elif if_none_match:
+            condition["IfNoneMatch"] = "*"
         if total < self.transfer.multipart_threshold:
             body = read(total) if callable(read) else read.read(total)
             if before_commit:
                 before_commit()
-            written = self.put_bytes(bucket, key, body, metadata, content_type=content_type)
+            with s3_errors(s3_url(bucket, key)):
+                r = self.client.put_object(
+                    Bucket=bucket, Key=key, Body=body, Metadata=metadata, **extra, **condition
+                )
             if progress:
                 progress(len(body))
-            return written
+            return Written(etag=r["ETag"], version_id=r.get("VersionId"))
         return self._multipart_upload(
-            bucket, key, read, total, metadata, content_type, progress, before_commit
+            bucket, key, read, total, metadata, extra, condition, progress, before_commit
         )
 
     def _multipart_upload(
@@ -273,7 +294,8 @@ class S3Remote:
         read: BodySource | Callable[[int], bytes],
         total: int,
         metadata: dict[str, str],
-        content_type: str,
+        extra: dict[str, Any],
+        condition: dict[str, str],
         progress: Progress | None,
         before_commit: Callable[[], None] | None,
     ) -> Written:
@@ -281,7 +303,7 @@ class S3Remote:
         part_size = self.part_size_for(total)
         with s3_errors(what):
             upload_id = self.client.create_multipart_upload(
-                Bucket=bucket, Key=key, Metadata=metadata, ContentType=content_type
+                Bucket=bucket, Key=key, Metadata=metadata, **extra
             )["UploadId"]
         try:
             parts = self._upload_parts(bucket, key, upload_id, read, total, part_size, progress)
@@ -293,6 +315,8 @@ class S3Remote:
                     Key=key,
                     UploadId=upload_id,
                     MultipartUpload={"Parts": parts},
+                    # The condition is checked when the object would become visible.
+                    **condition,
                 )
         except BaseException:
             self._abort_quietly(bucket, key, upload_id)
@@ -635,42 +659,47 @@ class S3Remote:
         """Like `put_stream`, replacing the object only if it still has ETag ``if_match``.
 
         ``headers`` are extra PutObject / CreateMultipartUpload arguments (kept
-        headers, ``Tagging``). ``before_commit`` runs once the last byte was read and
-        before the new object becomes visible; raising there stores nothing.
+        headers, ``Tagging``); no content type is set unless they carry one.
         """
-        what = s3_url(bucket, key)
-        extra = dict(headers or {})
-        if total < self.transfer.multipart_threshold:
-            body = read(total)
-            if before_commit:
-                before_commit()
-            with s3_errors(what):
-                r = self.client.put_object(
-                    Bucket=bucket, Key=key, Body=body, Metadata=metadata, IfMatch=if_match, **extra
-                )
-            return Written(etag=r["ETag"], version_id=r.get("VersionId"))
-        with s3_errors(what):
-            upload_id = self.client.create_multipart_upload(
-                Bucket=bucket, Key=key, Metadata=metadata, **extra
-            )["UploadId"]
-        try:
-            parts = self._upload_parts(
-                bucket, key, upload_id, read, total, self.part_size_for(total), None
+        return self.put_stream(
+            bucket,
+            key,
+            read,
+            total,
+            metadata,
+            content_type=None,
+            before_commit=before_commit,
+            if_match=if_match,
+            headers=headers,
+        )
+
+    def copy_object(self, bucket: str, src: str, dst: str, *, if_match: str) -> Written:
+        """Server-side copy of ``src`` to ``dst`` (bytes and metadata), pinned to ``if_match``.
+
+        At most ``transfer.copy_threshold`` bytes (S3 copies 5 GiB in one request).
+        """
+        with s3_errors(s3_url(bucket, src)):
+            r = self.client.copy_object(
+                Bucket=bucket,
+                Key=dst,
+                CopySource={"Bucket": bucket, "Key": src},
+                CopySourceIfMatch=if_match,
+                MetadataDirective="COPY",
+                TaggingDirective="COPY",
             )
-            if before_commit:
-                before_commit()
-            with s3_errors(what):
-                r = self.client.complete_multipart_upload(
-                    Bucket=bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                    IfMatch=if_match,
-                )
-        except BaseException:
-            self._abort_quietly(bucket, key, upload_id)
-            raise
-        return Written(etag=r["ETag"], version_id=r.get("VersionId"))
+        return Written(etag=_quoted(r["CopyObjectResult"]["ETag"]), version_id=r.get("VersionId"))
+
+    def multipart_uploads(self, bucket: str, prefix: str) -> Iterator[tuple[str, str, datetime]]:
+        """In-progress multipart uploads under ``prefix``: (key, upload id, initiated)."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        with s3_errors(s3_url(bucket, prefix)):
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    yield upload["Key"], upload["UploadId"], upload["Initiated"]
+
+    def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        with s3_errors(s3_url(bucket, key)):
+            self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
 
     def tagging_header(self, bucket: str, key: str) -> str | None:
         """The object's tags as a ``Tagging`` argument (URL-encoded), None if it has none."""

@@ -118,12 +118,20 @@ class Vault:
         location: Location | None = None,
         context: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        extra_metadata: Mapping[str, str] | None = None,
     ) -> PutResult:
         """Encrypt ``local`` under a fresh data key and store it at ``bucket/key``.
 
         The upload streams; the envelope goes in the object metadata or, with an
         instruction file, beside the object (written after the object, so a
         reader never finds an envelope whose object does not exist yet).
+
+        ``if_match`` (an ETag) or ``if_none_match`` make the write conditional: a
+        failed precondition raises ConflictError and stores nothing. ``extra_metadata``
+        is user metadata outside the envelope (e.g. the sync engine's ``s3vault-mtime``);
+        it counts towards S3's 2 KB metadata limit and may not use envelope names.
         """
         version = version or Version(self.defaults.format)
         location = location or Location(self.defaults.envelope)
@@ -158,6 +166,7 @@ class Vault:
             )
             metadata, instruction = render_envelope(envelope)
             metadata[UNENCRYPTED_LENGTH] = str(size)
+            _add_extra_metadata(metadata, extra_metadata)
             check_metadata_size(metadata)
             body_size = ciphertext_length(size, content_cipher)
             reader = EncryptingReader(source, size, encryptor)
@@ -172,6 +181,8 @@ class Vault:
                 # Checked after the last byte was read, before the object is committed:
                 # a file that changed meanwhile is never stored torn.
                 before_commit=lambda: _check_unchanged(local, before),
+                if_match=if_match,
+                if_none_match=if_none_match,
             )
         if instruction is not None:
             self.remote.put_bytes(
@@ -340,6 +351,15 @@ def _open_regular_file(path: Path) -> Iterator[tuple[io.BufferedReader, int]]:
         raise NotFoundError(f"{path} does not exist") from None
     except PermissionError:
         raise UsageError(f"{path} cannot be read (permission denied)") from None
+
+
+def _add_extra_metadata(metadata: dict[str, str], extra: Mapping[str, str] | None) -> None:
+    """Add user metadata beside the envelope; never let it replace an envelope entry."""
+    for name, value in (extra or {}).items():
+        lowered = name.lower()
+        if lowered.startswith("x-amz-") or lowered in metadata:
+            raise UsageError(f"metadata name {name!r} is reserved for the envelope")
+        metadata[lowered] = value
 
 
 def _check_unchanged(path: Path, before: os.stat_result) -> None:

@@ -1,0 +1,582 @@
+"""One sync run of a folder: scan, plan, guard, then execute the plan against S3.
+
+`SyncEngine.reconcile` is what `s3vault sync` runs once and what the agent runs at
+start-up, periodically and for each batch of watcher events (``paths``). The pure
+core (scan, planner, guard) decides; this module only carries the plan out, with the
+rules of docs/sync.md ("Executing a plan"):
+
+- every write is conditional (``IfNoneMatch: *`` for a new path, ``IfMatch`` the
+  recorded ETag for a changed one); HTTP 412 is a conflict, never an overwrite;
+- a state row is written only after S3 confirmed the object;
+- a file that changed while it was read is stored nowhere and left for the next run
+  (``deferred``);
+- transient errors (S3 unreachable) are retried with backoff; any per-file error is
+  collected in the report and never ends the run;
+- no local file is ever opened for writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from s3vault.config.sync import FolderSettings
+from s3vault.crypto.constants import INSTRUCTION_SUFFIX
+from s3vault.crypto.envelope import Location, Version
+from s3vault.errors import (
+    ConflictError,
+    ExitCode,
+    NotFoundError,
+    RefusedError,
+    S3VaultError,
+    UnreachableError,
+)
+from s3vault.sync.guard import FORCE, guard
+from s3vault.sync.ignore import IgnoreRules
+from s3vault.sync.model import (
+    Conflict,
+    Copy,
+    DeleteRemote,
+    Forget,
+    LocalFile,
+    Plan,
+    RemoteObject,
+    SyncedFile,
+    Touch,
+    Upload,
+    same_etag,
+)
+from s3vault.sync.planner import plan as make_plan
+from s3vault.sync.planner import remote_index
+from s3vault.sync.scan import (
+    ScanResult,
+    file_hasher,
+    hash_file,
+    root_identity,
+    root_status,
+    scan,
+    scan_paths,
+)
+from s3vault.sync.state import InFlightUpload, StateDB
+from s3vault.vault.vault import Vault
+
+MTIME_METADATA = "s3vault-mtime"
+"""User metadata with the file's mtime in ns: `s3vault restore` gives it back."""
+
+UNKNOWN_HASH = ""
+"""Content hash of a row whose uploaded bytes are not known for sure (see `_upload`)."""
+
+T = TypeVar("T")
+
+
+class SyncRefused(RefusedError):
+    """The guard refused the run: nothing was changed in S3."""
+
+    title = "Sync refused"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncProgress:
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+    current: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PathIssue:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PathError:
+    path: str
+    message: str
+    exit_code: int
+
+
+@dataclass
+class SyncReport:
+    """What one run did; counts of files, plus the paths that need attention."""
+
+    folder: str
+    dry_run: bool = False
+    uploaded: int = 0
+    copied: int = 0
+    deleted: int = 0
+    touched: int = 0
+    forgotten: int = 0
+    skipped: int = 0  # symlinks, special files, names that are not UTF-8
+    conflicts: list[PathIssue] = field(default_factory=list)
+    errors: list[PathError] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    planned: dict[str, int] = field(default_factory=dict)  # action kind -> count
+    bytes: int = 0
+    duration: float = 0.0
+    forced: str = ""  # the guard's reason when --force overruled it
+
+    @property
+    def exit_code(self) -> int:
+        """0 clean, 8 with conflicts, else the first error's code."""
+        if self.errors:
+            return self.errors[0].exit_code
+        if self.conflicts:
+            return int(ExitCode.CONFLICT)
+        return int(ExitCode.OK)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["exit_code"] = self.exit_code
+        return data
+
+
+class _Tally:
+    """Thread-safe report updates and progress callbacks from the workers."""
+
+    def __init__(
+        self,
+        report: SyncReport,
+        files_total: int,
+        bytes_total: int,
+        progress: Callable[[SyncProgress], None] | None,
+    ) -> None:
+        self.report = report
+        self.files_total = files_total
+        self.bytes_total = bytes_total
+        self.files_done = 0
+        self.bytes_done = 0
+        self.progress = progress
+        self.lock = threading.Lock()
+
+    def update(self, change: Callable[[SyncReport], None]) -> None:
+        with self.lock:
+            change(self.report)
+
+    def done(self, path: str, nbytes: int = 0) -> None:
+        with self.lock:
+            self.files_done += 1
+            self.bytes_done += nbytes
+            snapshot = SyncProgress(
+                self.files_done, self.files_total, self.bytes_done, self.bytes_total, path
+            )
+        if self.progress:
+            self.progress(snapshot)
+
+
+class SyncEngine:
+    """Reconciles one folder with its S3 prefix; safe to call again at any time."""
+
+    def __init__(
+        self,
+        folder: FolderSettings,
+        vault: Vault,
+        state: StateDB,
+        *,
+        workers: int = 8,
+        attempts: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        self.folder = folder
+        self.vault = vault
+        self.state = state
+        self.workers = max(1, workers)
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.fid = folder.folder_id
+
+    # ---- one run ---------------------------------------------------------------------
+
+    def reconcile(
+        self,
+        *,
+        paths: Collection[str] | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        with_remote_listing: bool = True,
+        progress: Callable[[SyncProgress], None] | None = None,
+    ) -> SyncReport:
+        """Bring S3 in line with the folder (or with just ``paths`` of it).
+
+        Raises `SyncRefused` when the guard refuses the plan (nothing changed), and
+        an S3VaultError when the run cannot start (S3 unreachable for the listing);
+        per-file failures end up in the report instead.
+        """
+        started = time.monotonic()
+        root = self.folder.path
+        report = SyncReport(folder=self.fid, dry_run=dry_run)
+        status = root_status(root)
+        if status != "ok":
+            verdict = guard(Plan(), 0, 0, self.folder, root_status=status)
+            raise SyncRefused(verdict.reason, hint=verdict.hint or None)
+        identity = root_identity(root)
+        record = self.state.folder(self.fid)
+        root_changed = bool(record and record.identity and record.identity != identity)
+
+        if not dry_run:
+            self._abort_interrupted_uploads()
+        rules = IgnoreRules.for_folder(root, self.folder.ignore)
+        follow = self.folder.follow_symlinks
+        found = scan_paths(root, paths, rules, follow_symlinks=follow) if paths else None
+        if found is None:
+            found = scan(root, rules, follow_symlinks=follow)
+        report.skipped = len(found.skipped)
+        all_rows = self.state.all(self.fid)
+        rows = all_rows if not paths else _under(all_rows, paths)
+        remote: dict[str, RemoteObject] | None = None
+        if with_remote_listing:
+            listing = self.vault.remote.list(self.folder.bucket, self.folder.prefix)
+            remote = remote_index(listing, self.folder)
+            if paths:
+                remote = _under(remote, paths)
+
+        plan = make_plan(
+            found.files,
+            rows,
+            remote,
+            delete_policy=self.folder.delete,
+            hash_of=file_hasher(root, follow_symlinks=follow),
+            unreadable=found.unreadable,
+            is_ignored=rules.is_ignored,
+        )
+        local_count = _local_total(found, rows, len(all_rows), whole=not paths)
+        verdict = guard(
+            plan,
+            local_count,
+            len(all_rows),
+            self.folder,
+            root_status=status,
+            root_changed=root_changed,
+            force=force,
+        )
+        if not verdict.ok:
+            hint = verdict.hint or f"Nothing was changed in S3; see `{FORCE}`."
+            raise SyncRefused(verdict.reason, hint=hint)
+        report.forced = verdict.reason
+        report.planned = _planned(plan)
+        for error_path, why in found.errors.items():
+            report.errors.append(PathError(error_path, why, int(ExitCode.USAGE)))
+        if not dry_run:
+            self._execute(plan, found.files, all_rows, report, progress)
+            # The root as synced now: a later run notices when another directory
+            # takes its place (and --force made the user confirm this one).
+            self.state.remember_folder(
+                self.fid, root, self.folder.bucket, self.folder.prefix, identity
+            )
+        report.duration = time.monotonic() - started
+        return report
+
+    # ---- executing a plan ------------------------------------------------------------
+
+    def _execute(
+        self,
+        plan: Plan,
+        local: dict[str, LocalFile],
+        rows: dict[str, SyncedFile],
+        report: SyncReport,
+        progress: Callable[[SyncProgress], None] | None,
+    ) -> None:
+        uploads = plan.of(Upload)
+        tally = _Tally(
+            report,
+            files_total=len(plan.actions),
+            bytes_total=sum(local[u.path].size for u in uploads),
+            progress=progress,
+        )
+        copied: set[str] = set()
+        # Copies first (they read objects an upload or delete may change), then
+        # uploads and touches, deletes last: nothing is removed before what
+        # preserves it has run.
+        self._run_all(plan.of(Copy), lambda a: self._copy(a, local, rows, tally, copied))
+        self._run_all(uploads, lambda a: self._upload(a, local[a.path], tally))
+        for touch in plan.of(Touch):
+            self._touch(touch, tally)
+        for conflict in plan.of(Conflict):
+            self._conflict(conflict, tally)
+        deletes = [d for d in plan.of(DeleteRemote) if _may_delete(d, copied, tally)]
+        self._run_all(deletes, lambda a: self._delete(a, tally))
+        for forget in plan.of(Forget):
+            self.state.forget(self.fid, forget.path)
+            tally.update(lambda r: setattr(r, "forgotten", r.forgotten + 1))
+            tally.done(forget.path)
+
+    def _run_all(self, actions: Iterable[T], run: Callable[[T], None]) -> None:
+        """Run ``run`` on each action in a bounded pool; per-file errors were reported."""
+        items = list(actions)
+        if not items:
+            return
+        with ThreadPoolExecutor(
+            max_workers=min(self.workers, len(items)), thread_name_prefix="sync"
+        ) as pool:
+            for future in [pool.submit(run, item) for item in items]:
+                future.result()
+
+    def _guarded(self, path: str, tally: _Tally, work: Callable[[], None]) -> None:
+        """Run one file's work; an expected failure becomes a per-file error."""
+        try:
+            work()
+        except S3VaultError as exc:
+            error = PathError(path, exc.message, int(exc.exit_code))
+            tally.update(lambda r: r.errors.append(error))
+            tally.done(path)
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """``call()``, again after a pause while S3 is unreachable (``attempts`` in all)."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return call()
+            except UnreachableError:
+                if attempt == self.attempts:
+                    raise
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    # ---- uploads ---------------------------------------------------------------------
+
+    def _upload(self, action: Upload, file: LocalFile, tally: _Tally) -> None:
+        self._guarded(action.path, tally, lambda: self._upload_once(action, tally))
+
+    def _upload_once(self, action: Upload, tally: _Tally) -> None:
+        path = action.path
+        full = self._local(path)
+        key = self.folder.key_for(path)
+        try:
+            before = os.stat(full)
+            # Hashed before the upload; Vault.put then checks that size, mtime and
+            # inode do not change between its open and the commit, and we compare
+            # with this stat below, so the hash is that of the bytes stored.
+            digest = hash_file(full, follow_symlinks=self.folder.follow_symlinks)
+        except OSError:
+            tally.update(lambda r: r.deferred.append(path))
+            tally.done(path)
+            return
+        self.state.begin_upload(
+            self.fid, InFlightUpload(path, key, before.st_size, before.st_mtime_ns)
+        )
+        try:
+            result = self._retrying(
+                lambda: self.vault.put(
+                    full,
+                    self.folder.bucket,
+                    key,
+                    key_name=self.folder.key,
+                    version=Version(self.folder.format),
+                    location=Location(self.folder.envelope),
+                    if_match=action.expected_etag,
+                    if_none_match=action.if_none_match,
+                    extra_metadata={MTIME_METADATA: str(before.st_mtime_ns)},
+                )
+            )
+        except ConflictError as exc:
+            reason = exc.message
+            self.state.end_upload(self.fid, path)
+            if _changed_since(full, before):
+                # Changed (or removed) while it was read: nothing was stored.
+                tally.update(lambda r: r.deferred.append(path))
+            else:
+                # HTTP 412: another writer's object is there. Never overwrite it.
+                tally.update(lambda r: r.conflicts.append(PathIssue(path, reason)))
+            tally.done(path)
+            return
+        except NotFoundError:
+            self.state.end_upload(self.fid, path)
+            tally.update(lambda r: r.deferred.append(path))  # vanished since the scan
+            tally.done(path)
+            return
+        except BaseException:
+            self.state.end_upload(self.fid, path)
+            raise
+        exact = not _changed_since(full, before)
+        self.state.record_synced(
+            self.fid,
+            SyncedFile(
+                path=path,
+                size=before.st_size,
+                # Not sure what was stored (the file changed after the upload's
+                # check): an impossible mtime and hash make the next run compare
+                # again and upload, conditional on this ETag.
+                mtime_ns=before.st_mtime_ns if exact else -1,
+                content_hash=digest if exact else UNKNOWN_HASH,
+                etag=result.etag,
+                key_name=result.key_name,
+                version_id=result.version_id,
+            ),
+        )
+
+        def count(r: SyncReport) -> None:
+            r.uploaded += 1
+            r.bytes += before.st_size
+
+        tally.update(count)
+        tally.done(path, before.st_size)
+
+    # ---- copies, touches, deletes ----------------------------------------------------
+
+    def _copy(
+        self,
+        action: Copy,
+        local: dict[str, LocalFile],
+        rows: dict[str, SyncedFile],
+        tally: _Tally,
+        copied: set[str],
+    ) -> None:
+        def work() -> None:
+            source = rows[action.src_path]
+            file = local[action.dst_path]
+            bucket, remote = self.folder.bucket, self.vault.remote
+            src_key = self.folder.key_for(action.src_path)
+            dst_key = self.folder.key_for(action.dst_path)
+            written = self._retrying(
+                lambda: remote.copy_object(bucket, src_key, dst_key, if_match=action.src_etag)
+            )
+            # The envelope travels with the object: copy its instruction file too
+            # (after the object, as Vault.put writes them).
+            if self._retrying(lambda: remote.exists(bucket, src_key + INSTRUCTION_SUFFIX)):
+                self._retrying(
+                    lambda: remote.put_bytes(
+                        bucket,
+                        dst_key + INSTRUCTION_SUFFIX,
+                        remote.get_bytes(bucket, src_key + INSTRUCTION_SUFFIX),
+                        {},
+                    )
+                )
+            self.state.record_synced(
+                self.fid,
+                SyncedFile(
+                    path=action.dst_path,
+                    size=file.size,
+                    mtime_ns=file.mtime_ns,
+                    content_hash=source.content_hash,
+                    etag=written.etag,
+                    key_name=source.key_name,
+                    version_id=written.version_id,
+                ),
+            )
+            with tally.lock:
+                copied.add(action.src_path)
+            tally.update(lambda r: setattr(r, "copied", r.copied + 1))
+            tally.done(action.dst_path)
+
+        self._guarded(action.dst_path, tally, work)
+
+    def _conflict(self, action: Conflict, tally: _Tally) -> None:
+        issue = PathIssue(action.path, action.reason)
+        tally.update(lambda r: r.conflicts.append(issue))
+        tally.done(action.path)
+
+    def _touch(self, action: Touch, tally: _Tally) -> None:
+        self.state.touch(self.fid, action.path, action.mtime_ns)
+        tally.update(lambda r: setattr(r, "touched", r.touched + 1))
+        tally.done(action.path)
+
+    def _delete(self, action: DeleteRemote, tally: _Tally) -> None:
+        def work() -> None:
+            bucket, remote = self.folder.bucket, self.vault.remote
+            key = self.folder.key_for(action.path)
+            # Not every store supports a conditional DeleteObject: HEAD and compare
+            # first. A write by another machine between the two is the remaining
+            # window; with versioning on, its version survives as a non-current one.
+            try:
+                head = self._retrying(lambda: remote.head(bucket, key))
+            except NotFoundError:
+                head = None
+            if head is not None and not same_etag(head.etag, action.expected_etag):
+                issue = PathIssue(action.path, "deleted here, but changed in S3 since: kept")
+                tally.update(lambda r: r.conflicts.append(issue))
+                tally.done(action.path)
+                return
+            if head is not None:
+                self._retrying(lambda: remote.delete(bucket, key))
+            if self._retrying(lambda: remote.exists(bucket, key + INSTRUCTION_SUFFIX)):
+                self._retrying(lambda: remote.delete(bucket, key + INSTRUCTION_SUFFIX))
+            # A rename's row was recorded under the new name by the copy already.
+            self.state.forget(self.fid, action.path)
+            tally.update(lambda r: setattr(r, "deleted", r.deleted + 1))
+            tally.done(action.path)
+
+        self._guarded(action.path, tally, work)
+
+    # ---- interrupted uploads ---------------------------------------------------------
+
+    def _abort_interrupted_uploads(self) -> None:
+        """Abort multipart uploads of writes this state announced and never finished.
+
+        Only keys this machine announced (``StateDB.begin_upload``) are touched, and
+        only uploads initiated before this run: another machine's upload under the
+        same prefix is left alone. Best effort: with S3 unreachable, the next run tries.
+        """
+        leftovers = self.state.uploads(self.fid)
+        if not leftovers:
+            return
+        now = datetime.now(UTC)
+        remote, bucket = self.vault.remote, self.folder.bucket
+        with contextlib.suppress(S3VaultError):
+            for upload in leftovers:
+                for key, upload_id, initiated in remote.multipart_uploads(bucket, upload.key):
+                    if key == upload.key and initiated <= now:
+                        remote.abort_upload(bucket, key, upload_id)
+                self.state.end_upload(self.fid, upload.path)
+
+    def _local(self, path: str) -> Path:
+        return self.folder.path.joinpath(*path.split("/"))
+
+
+# ---- helpers -------------------------------------------------------------------------
+
+V = TypeVar("V")
+
+
+def _under(items: dict[str, V], paths: Collection[str]) -> dict[str, V]:
+    """The entries at or below any of ``paths`` (files or directories)."""
+    tops = [p.strip("/") for p in paths]
+    if any(not t or t == "." for t in tops):
+        return dict(items)
+    return {k: v for k, v in items.items() if any(k == t or k.startswith(t + "/") for t in tops)}
+
+
+def _local_total(
+    found: ScanResult, rows: dict[str, SyncedFile], state_total: int, whole: bool
+) -> int:
+    """The folder's file count for the guard; for a batch, estimated from the state."""
+    if whole:
+        return len(found.files)
+    gone = sum(1 for p in rows if p not in found.files)
+    new = sum(1 for p in found.files if p not in rows)
+    return state_total - gone + new
+
+
+def _planned(plan: Plan) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for action in plan.actions:
+        name = type(action).__name__
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _may_delete(action: DeleteRemote, copied: set[str], tally: _Tally) -> bool:
+    """A delete completing a rename runs only if its copy succeeded."""
+    if action.renamed_to is None or action.path in copied:
+        return True
+    tally.done(action.path)
+    return False
+
+
+def _changed_since(path: Path, before: os.stat_result) -> bool:
+    try:
+        after = os.stat(path)
+    except OSError:
+        return True
+    return (after.st_size, after.st_mtime_ns, after.st_ino) != (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )

@@ -1,0 +1,262 @@
+"""The sync engine against real SeaweedFS and a real keyring, in process.
+
+Each test builds a folder, a vault and a state database, runs `SyncEngine.reconcile`
+and checks S3, the state rows and the local files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s3vault.config.load import load_config
+from s3vault.config.sync import FolderSettings
+from s3vault.errors import ExitCode, UnreachableError
+from s3vault.keys.material import generate_key
+from s3vault.keys.store import KeyStore
+from s3vault.sync.engine import MTIME_METADATA, SyncEngine, SyncProgress, SyncRefused
+from s3vault.sync.state import StateDB
+from s3vault.vault.factory import build_vault
+from s3vault.vault.vault import Vault
+
+PREFIX = "laptop/docs/"
+
+
+@pytest.fixture
+def vault(keyring_service: str) -> Vault:
+    store = KeyStore(service=keyring_service)
+    store.put(generate_key("sync-key"))
+    return build_vault(load_config(), keystore_factory=lambda: KeyStore(service=keyring_service))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def state(tmp_path: Path):
+    with StateDB(tmp_path / "state.db") as db:
+        yield db
+
+
+def make_engine(
+    root: Path, bucket: str, vault: Vault, state: StateDB, **settings: Any
+) -> SyncEngine:
+    folder = FolderSettings(path=root, bucket=bucket, prefix=PREFIX, key="sync-key", **settings)
+    # One quick retry: the outage tests would otherwise wait for the backoff.
+    return SyncEngine(folder, vault, state, workers=4, attempts=2, backoff=0.05)
+
+
+def write(root: Path, rel: str, data: bytes) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def keys(s3_client: Any, bucket: str) -> set[str]:
+    listing = s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {o["Key"] for o in listing}
+
+
+def decrypted(vault: Vault, bucket: str, rel: str) -> bytes:
+    out = io.BytesIO()
+    vault.get(bucket, PREFIX + rel, out)
+    return out.getvalue()
+
+
+def count_calls(s3_client_of_vault: Any, operation: str) -> Callable[[], int]:
+    """Count the vault's calls of one S3 operation (a botocore event hook)."""
+    calls: list[str] = []
+    s3_client_of_vault.meta.events.register(
+        f"before-call.s3.{operation}", lambda **kw: calls.append(operation)
+    )
+    return lambda: len(calls)
+
+
+def test_create_modify_rename_delete(root, bucket, vault, state, s3_client):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "a.txt", b"alpha")
+    write(root, "sub/b.bin", os.urandom(5000))
+    write(root, "c.txt", b"gamma")
+    write(root, "notes.swp", b"editor swap file: ignored by default")
+    seen: list[SyncProgress] = []
+
+    report = engine.reconcile(progress=seen.append)
+    assert (report.uploaded, report.exit_code, report.errors) == (3, 0, [])
+    assert keys(s3_client, bucket) == {PREFIX + "a.txt", PREFIX + "sub/b.bin", PREFIX + "c.txt"}
+    assert decrypted(vault, bucket, "a.txt") == b"alpha"
+    assert seen[-1].files_done == seen[-1].files_total == 3
+    row = state.get(engine.fid, "a.txt")
+    assert row is not None and row.content_hash == hashlib.sha256(b"alpha").hexdigest()
+    head = s3_client.head_object(Bucket=bucket, Key=PREFIX + "a.txt")
+    assert head["ETag"].strip('"') == row.etag.strip('"')
+    assert head["Metadata"][MTIME_METADATA] == str((root / "a.txt").stat().st_mtime_ns)
+
+    # Nothing changed: nothing uploaded.
+    again = engine.reconcile()
+    assert (again.uploaded, again.copied, again.deleted) == (0, 0, 0)
+
+    # Modify one, rename another: the rename is a server-side copy, no PutObject.
+    write(root, "a.txt", b"alpha, edited")
+    (root / "sub/b.bin").rename(root / "moved.bin")
+    original_b = decrypted(vault, bucket, "sub/b.bin")
+    puts = count_calls(vault.remote.client, "PutObject")
+    report = engine.reconcile()
+    assert (report.uploaded, report.copied, report.deleted) == (1, 1, 1), report
+    assert puts() == 1  # the edit only
+    assert decrypted(vault, bucket, "a.txt") == b"alpha, edited"
+    assert decrypted(vault, bucket, "moved.bin") == original_b
+    assert PREFIX + "sub/b.bin" not in keys(s3_client, bucket)
+    assert set(state.all(engine.fid)) == {"a.txt", "moved.bin", "c.txt"}
+
+    # Delete under "mirror".
+    (root / "c.txt").unlink()
+    report = engine.reconcile()
+    assert report.deleted == 1
+    assert PREFIX + "c.txt" not in keys(s3_client, bucket)
+    assert state.get(engine.fid, "c.txt") is None
+
+
+def test_delete_policy_keep_leaves_the_object(root, bucket, vault, state, s3_client):
+    engine = make_engine(root, bucket, vault, state, delete="keep")
+    write(root, "a.txt", b"a")
+    write(root, "b.txt", b"b")
+    engine.reconcile()
+    (root / "a.txt").unlink()
+    report = engine.reconcile()
+    assert report.deleted == 0
+    assert PREFIX + "a.txt" in keys(s3_client, bucket)
+    assert state.get(engine.fid, "a.txt") is not None
+
+
+def test_instruction_file_rename_copies_the_envelope(root, bucket, vault, state, s3_client):
+    engine = make_engine(root, bucket, vault, state, envelope="instruction-file", format="v2")
+    write(root, "x.txt", b"enveloped")
+    engine.reconcile()
+    assert PREFIX + "x.txt.instruction" in keys(s3_client, bucket)
+    (root / "x.txt").rename(root / "y.txt")
+    report = engine.reconcile()
+    assert (report.copied, report.deleted, report.uploaded) == (1, 1, 0)
+    assert keys(s3_client, bucket) == {PREFIX + "y.txt", PREFIX + "y.txt.instruction"}
+    assert decrypted(vault, bucket, "y.txt") == b"enveloped"
+
+
+def test_guard_refuses_mass_delete_and_empty_root(root, bucket, vault, state, s3_client):
+    engine = make_engine(root, bucket, vault, state)
+    for i in range(9):
+        write(root, f"f{i}.txt", f"file {i}".encode())
+    engine.reconcile()
+    for i in range(5):
+        (root / f"f{i}.txt").unlink()
+    with pytest.raises(SyncRefused) as refused:
+        engine.reconcile()
+    assert refused.value.exit_code == ExitCode.REFUSED
+    assert "s3vault sync --force" in (refused.value.hint or "")
+    assert len(keys(s3_client, bucket)) == 9  # nothing deleted
+
+    report = engine.reconcile(force=True)
+    assert report.deleted == 5 and report.forced
+    assert len(keys(s3_client, bucket)) == 4
+
+    for i in range(5, 9):
+        (root / f"f{i}.txt").unlink()
+    with pytest.raises(SyncRefused, match="suddenly empty"):
+        engine.reconcile()
+    assert len(keys(s3_client, bucket)) == 4
+
+
+def test_dry_run_changes_nothing(root, bucket, vault, state, s3_client):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "a.txt", b"a")
+    report = engine.reconcile(dry_run=True)
+    assert report.planned == {"Upload": 1} and report.uploaded == 0
+    assert keys(s3_client, bucket) == set() and state.all(engine.fid) == {}
+
+
+def test_another_writer_is_a_conflict_never_overwritten(root, bucket, vault, state, s3_client):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "shared.txt", b"mine")
+    write(root, "theirs-first.txt", b"mine too")
+    engine.reconcile()
+    # Another machine rewrites one object, and writes one where we have a new file.
+    s3_client.put_object(Bucket=bucket, Key=PREFIX + "shared.txt", Body=b"theirs")
+    write(root, "shared.txt", b"mine, edited")
+    s3_client.put_object(Bucket=bucket, Key=PREFIX + "new.txt", Body=b"theirs")
+    write(root, "new.txt", b"mine, new")
+
+    report = engine.reconcile()
+    assert {c.path for c in report.conflicts} == {"shared.txt", "new.txt"}
+    assert report.exit_code == ExitCode.CONFLICT
+    for rel in ("shared.txt", "new.txt"):
+        body = s3_client.get_object(Bucket=bucket, Key=PREFIX + rel)["Body"].read()
+        assert body == b"theirs"
+
+    # Without the listing (an event batch) the conditional write catches it: HTTP 412.
+    report = engine.reconcile(with_remote_listing=False)
+    assert {c.path for c in report.conflicts} == {"shared.txt", "new.txt"}
+    for rel in ("shared.txt", "new.txt"):
+        body = s3_client.get_object(Bucket=bucket, Key=PREFIX + rel)["Body"].read()
+        assert body == b"theirs"
+
+
+def test_local_files_are_never_modified(root, bucket, vault, state):
+    engine = make_engine(root, bucket, vault, state)
+    for i in range(5):
+        write(root, f"d{i % 2}/f{i}", os.urandom(1000 + i))
+
+    def snapshot() -> dict[str, tuple[int, int, int, bytes]]:
+        return {
+            str(p.relative_to(root)): (
+                p.stat().st_size,
+                p.stat().st_mtime_ns,
+                p.stat().st_mode,
+                p.read_bytes() if p.is_file() else b"",
+            )
+            for p in sorted(root.rglob("*"))
+        }
+
+    before = snapshot()
+    engine.reconcile()
+    assert snapshot() == before
+    (root / "d0/f0").rename(root / "d1/renamed")
+    before = snapshot()
+    engine.reconcile()
+    assert snapshot() == before
+
+
+def test_outage_then_convergence(root, bucket, vault, state, s3, s3_client):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "kept.txt", b"synced before the outage")
+    engine.reconcile()
+    synced = state.all(engine.fid)
+
+    s3.stop()
+    write(root, "kept.txt", b"edited during the outage")
+    write(root, "new.txt", b"created during the outage")
+    report = engine.reconcile(with_remote_listing=False)
+    assert {e.path for e in report.errors} == {"kept.txt", "new.txt"}
+    assert all(e.exit_code == ExitCode.UNREACHABLE for e in report.errors)
+    assert state.all(engine.fid) == synced  # no row for a failed file
+    with pytest.raises(UnreachableError):
+        engine.reconcile()  # the start-up listing cannot be had: the run cannot start
+    s3.start()
+
+    report = engine.reconcile()
+    assert (report.uploaded, report.errors, report.conflicts) == (2, [], [])
+    rows = state.all(engine.fid)
+    for rel in ("kept.txt", "new.txt"):
+        assert decrypted(vault, bucket, rel) == (root / rel).read_bytes()
+        head = s3_client.head_object(Bucket=bucket, Key=PREFIX + rel)
+        assert head["ETag"].strip('"') == rows[rel].etag.strip('"')
+    assert state.uploads(engine.fid) == []
+    assert engine.reconcile().planned == {}
