@@ -368,3 +368,28 @@ def test_inotify_limits_become_actionable_errors():
     other = OSError(errno.EACCES, "denied")
     assert translate_watch_error(other, "/d") is other
     assert os.fspath("/d")
+
+
+def test_loop_deferred_files_are_looked_at_again():
+    clock = Clock()
+    report = Report()
+    report.to_json = lambda: {"deferred": ["busy.log"], "errors": []}
+    engine = Engine(report)
+    loop, _, _ = loop_with(engine, clock)
+    loop.run_once()
+    clock.now += 1
+    loop.run_once()
+    assert engine.calls[-1] == (frozenset({"busy.log"}), False)
+
+
+def test_loop_unreachable_file_errors_mean_offline():
+    clock = Clock()
+    down = Report([{"path": "a", "message": "S3 did not answer", "exit_code": 6}])
+    engine = Engine(down)
+    loop, status, _ = loop_with(engine, clock)
+    loop.run_once()
+    snap = status.snapshot()
+    assert snap["state"] == "offline" and snap["errors"][0]["path"] == "a"
+    clock.now += BACKOFF_START
+    loop.run_once()
+    assert engine.calls[-1] == (None, True) and status.snapshot()["state"] == "idle"
