@@ -604,6 +604,8 @@ def test_versioned_bucket_reports_old_noncurrent_versions(
             s3_client.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
     again = rotate_prefix(vault, bucket, "v/", to_key="aes-new", dry_run=True)
     assert again.noncurrent_versions_with_old_key == 0 and again.hint is None
+    unchecked = rotate_prefix(vault, bucket, "v/", to_key="aes-new", count_versions=False)
+    assert unchecked.noncurrent_versions_with_old_key is None
 
 
 # ---- the report ---------------------------------------------------------------------------

@@ -120,6 +120,13 @@ failures share, e.g. 8 (changed meanwhile), 5 (no key opens it), 4 (did not veri
     help="After writing, download each object and authenticate its body "
     "(default: only with --reencrypt).",
 )
+@click.option(
+    "--versions/--no-versions",
+    "count_versions",
+    default=True,
+    help="In a versioned bucket, count the non-current versions that still hold an old "
+    "wrap (default: on; costs a listing and a read per old version).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be rotated; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
@@ -135,6 +142,7 @@ def rotate(
     workers: int,
     allow_legacy: bool,
     verify_content: bool | None,
+    count_versions: bool,
     dry_run: bool,
     as_json: bool,
 ) -> int:
@@ -160,6 +168,7 @@ def rotate(
         allow_legacy=allow_legacy,
         verify_content=verify_content,
         dry_run=dry_run,
+        count_versions=count_versions,
     )
     rotator = Rotator(app.vault, options)
     report = rotator.new_report(url.bucket, url.key)

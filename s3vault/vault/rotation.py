@@ -147,7 +147,9 @@ class RotationOptions:
     carried over from each object; None keeps each object's own. ``version`` is the
     format a re-encryption writes (None: the object's own). ``verify_content`` streams
     the body after writing and authenticates it (None: only for re-encryption, whose
-    old content is gone once the new one is written).
+    old content is gone once the new one is written). ``count_versions`` looks for
+    non-current versions that still hold an old wrap (a listing and a read per old
+    version, in versioned buckets only).
     """
 
     to_key: str
@@ -158,6 +160,7 @@ class RotationOptions:
     allow_legacy: bool = False
     verify_content: bool | None = None
     dry_run: bool = False
+    count_versions: bool = True
 
     @property
     def action(self) -> Action:
@@ -262,10 +265,13 @@ class RotationReport:
         if not count:
             return None
         which = f"'{self.from_key}'" if self.from_key else f"a key other than '{self.to_key}'"
+        what = f"a data key wrapped by {which}"
+        if self.action is Action.REENCRYPT:
+            what = f"their previous content under its old data key, wrapped by {which}"
         return (
-            f"{count} non-current object version(s) still hold a data key wrapped by "
-            f"{which} (or could not be checked). They stay readable with the old key "
-            "until they are deleted: keep that key until then. Remove them with a "
+            f"{count} non-current object version(s) still hold {what} (or could not be "
+            "checked). They stay readable with the old key until they are deleted: keep "
+            "that key until then. Remove them with a "
             "lifecycle rule (NoncurrentVersionExpiration), or one by one with "
             "`aws s3api list-object-versions --bucket BUCKET --prefix PREFIX` and "
             "`aws s3api delete-object --bucket BUCKET --key KEY --version-id ID`."
@@ -383,7 +389,8 @@ class Rotator:
                 hint=f"Rotate its object: s3://{bucket}/{key[: -len(INSTRUCTION_SUFFIX)]}",
             )
         report.add(self.rotate_object(bucket, key))
-        report.noncurrent_versions_with_old_key = self.count_noncurrent(bucket, key, exact=True)
+        if self.options.count_versions:
+            report.noncurrent_versions_with_old_key = self.count_noncurrent(bucket, key, exact=True)
 
     def rotate_prefix(
         self,
@@ -420,9 +427,10 @@ class Rotator:
         if cancel is not None and cancel.is_set():
             report.interrupted = True
             return
-        report.noncurrent_versions_with_old_key = self.count_noncurrent(
-            bucket, prefix, workers=workers
-        )
+        if self.options.count_versions:
+            report.noncurrent_versions_with_old_key = self.count_noncurrent(
+                bucket, prefix, workers=workers
+            )
 
     def _keys_under(
         self, bucket: str, prefix: str, on_found: Callable[[str], None] | None
