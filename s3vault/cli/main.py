@@ -61,6 +61,8 @@ COMMANDS = {
     "inspect": "s3vault.cli.object_commands:inspect",
     "ls": "s3vault.cli.object_commands:ls",
     "rm": "s3vault.cli.object_commands:rm",
+    "sync": "s3vault.cli.sync_commands:sync",
+    "restore": "s3vault.cli.sync_commands:restore",
     "rotate": "s3vault.cli.rotate_command:rotate",
     "key": "s3vault.cli.key_commands:key_group",
     "config": "s3vault.cli.config_commands:config_group",

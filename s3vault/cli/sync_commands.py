@@ -1,0 +1,229 @@
+"""`s3vault sync` (one reconcile run of a folder) and `s3vault restore` (the way back)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from s3vault.cli.context import AppContext
+from s3vault.cli.object_commands import human_size, key_option
+from s3vault.cli.output import console, emit_json, err_console
+from s3vault.config.sync import FolderSettings, normalise_prefix
+from s3vault.errors import UsageError
+from s3vault.remote.url import parse_s3_url
+from s3vault.sync.engine import SyncEngine, SyncProgress, SyncReport
+from s3vault.sync.restore import RestoreReport
+from s3vault.sync.restore import restore as restore_folder
+from s3vault.sync.state import StateDB, default_state_path
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[Any]:
+    """A callback drawing "n of m files" on a terminal; a no-op for scripts and pipes."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[current]}"),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None, current="")
+
+        def update(p: SyncProgress) -> None:
+            bar.update(task, total=p.files_total, completed=p.files_done, current=p.current or "")
+
+        yield update
+
+
+def _folder(
+    app: AppContext,
+    local_dir: Path,
+    target: str,
+    key_name: str | None,
+    format_: str | None,
+    envelope: str | None,
+    delete: bool,
+) -> FolderSettings:
+    url = parse_s3_url(target)
+    defaults = app.config.defaults
+    key = key_name or defaults.key
+    if not key:
+        raise UsageError(
+            "sync needs a master key name", hint="Give --key NAME (see `s3vault key list`)."
+        )
+    try:
+        return FolderSettings.model_validate(
+            {
+                "path": local_dir.expanduser().absolute(),
+                "bucket": url.bucket,
+                "prefix": url.key,
+                "key": key,
+                "format": format_ or defaults.format,
+                "envelope": envelope or defaults.envelope,
+                "delete": "mirror" if delete else "keep",
+            }
+        )
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]) for e in exc.errors())
+        raise UsageError(f"cannot sync {local_dir} to {target}: {problems}") from None
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  s3vault sync ~/Documents s3://my-vault/laptop/documents --key laptop-2026
+  s3vault sync ~/Documents s3://my-vault/laptop/documents --dry-run
+  s3vault sync ~/Photos s3://my-vault/photos --no-delete --json
+  s3vault sync ~/Documents s3://my-vault/laptop/documents --force
+
+Exit codes: 0 in sync, 8 conflicts (another machine changed an object; nothing was
+overwritten), 9 refused by the safety guard (nothing was changed), else the code of
+the first per-file error."""
+)
+@click.argument("local_dir", type=click.Path(path_type=Path))
+@click.argument("target")
+@key_option
+@click.option("--format", "format_", type=click.Choice(["v2", "v3"]), help="Format of new objects.")
+@click.option(
+    "--envelope",
+    type=click.Choice(["metadata", "instruction-file"]),
+    help="Where new objects keep their envelope.",
+)
+@click.option(
+    "--delete/--no-delete",
+    default=True,
+    show_default=True,
+    help="Delete the objects of files deleted locally (mirror), or keep them.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing.")
+@click.option("--force", is_flag=True, help="Run even when the safety guard refuses.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_app
+def sync(
+    app: AppContext,
+    local_dir: Path,
+    target: str,
+    key_name: str | None,
+    format_: str | None,
+    envelope: str | None,
+    delete: bool,
+    dry_run: bool,
+    force: bool,
+    as_json: bool,
+) -> int:
+    """Encrypt LOCAL_DIR into s3://BUCKET/PREFIX, once: upload what changed.
+
+    Upload sync: the folder is the source and is never modified. Every write is
+    conditional, so an object another machine changed is reported as a conflict,
+    never overwritten. A run that would delete many objects (or sees the folder
+    suddenly empty) is refused unless --force. What was synced is remembered in the
+    state database, so the next run uploads only the differences.
+    """
+    folder = _folder(app, local_dir, target, key_name, format_, envelope, delete)
+    with StateDB(default_state_path()) as state:
+        engine = SyncEngine(folder, app.vault, state)
+        with _progress_bar(f"syncing {folder.path.name}") as update:
+            report = engine.reconcile(force=force, dry_run=dry_run, progress=update)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        _print_sync(report)
+    return report.exit_code
+
+
+def _print_sync(report: SyncReport) -> None:
+    if report.dry_run:
+        planned = ", ".join(f"{n} {kind}" for kind, n in sorted(report.planned.items()))
+        console.print(f"dry run: would run {planned or 'nothing'}", highlight=False)
+    else:
+        console.print(
+            f"{report.uploaded} uploaded ({human_size(report.bytes)}), {report.copied} "
+            f"renamed, {report.deleted} deleted, {report.touched} touched, "
+            f"{len(report.deferred)} deferred, {len(report.conflicts)} conflicts, "
+            f"{len(report.errors)} errors in {report.duration:.1f} s",
+            highlight=False,
+        )
+    if report.forced:
+        err_console.print(f"warning: {report.forced}", markup=False, highlight=False)
+    for conflict in report.conflicts:
+        err_console.print(f"conflict: {conflict.path}: {conflict.reason}", markup=False)
+    for error in report.errors:
+        err_console.print(f"error: {error.path}: {error.message}", markup=False)
+    for path in report.deferred:
+        err_console.print(f"deferred (changing, next run): {path}", markup=False)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  s3vault restore s3://my-vault/laptop/documents ~/restored
+  s3vault restore s3://my-vault/laptop/documents ~/Documents --overwrite
+  s3vault restore s3://old-bucket/archive ./archive --allow-legacy --key old-aes --json"""
+)
+@click.argument("source")
+@click.argument("local_dir", type=click.Path(path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace existing files (default: keep them).")
+@key_option
+@click.option(
+    "--allow-legacy",
+    is_flag=True,
+    help="Also read legacy, weaker formats (V1, AES/CBC content, kms, AESWrap, RSA PKCS#1).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_app
+def restore(
+    app: AppContext,
+    source: str,
+    local_dir: Path,
+    overwrite: bool,
+    key_name: str | None,
+    allow_legacy: bool,
+    as_json: bool,
+) -> int:
+    """Decrypt every object under s3://BUCKET/PREFIX into LOCAL_DIR.
+
+    Each file is verified before it appears under its name; a tampered object is an
+    error and leaves no file. Keys that would land outside LOCAL_DIR are refused.
+    Existing files are kept (reported as skipped) unless --overwrite. Files get
+    back the modification time they had when synced.
+    """
+    url = parse_s3_url(source)
+    prefix = normalise_prefix(url.key)
+    report = restore_folder(
+        app.vault,
+        url.bucket,
+        prefix,
+        local_dir.expanduser(),
+        overwrite=overwrite,
+        key_name=key_name,
+        allow_legacy=allow_legacy,
+    )
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        _print_restore(report)
+    return report.exit_code
+
+
+def _print_restore(report: RestoreReport) -> None:
+    console.print(
+        f"{report.restored} restored ({human_size(report.bytes)}), {len(report.skipped)} "
+        f"kept (exist; --overwrite replaces them), {len(report.errors)} errors "
+        f"in {report.duration:.1f} s",
+        highlight=False,
+    )
+    for error in report.errors:
+        err_console.print(f"error: {error.path}: {error.message}", markup=False)

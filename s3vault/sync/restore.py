@@ -1,0 +1,129 @@
+"""Restore: decrypt every object under a prefix into a local folder.
+
+The inverse of sync. Object keys come from the bucket, which may hold keys written by
+anyone: a key is mapped to a path only if that path stays inside the target folder
+(`target_path`). Each object is decrypted into a temp file beside its target and
+moved into place only once it verified (`Vault.get` to a path), so a tampered object
+leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from s3vault.crypto.constants import INSTRUCTION_SUFFIX
+from s3vault.errors import ExitCode, RefusedError, S3VaultError
+from s3vault.remote.s3 import ObjectSummary
+from s3vault.sync.engine import MTIME_METADATA, PathError
+from s3vault.vault.vault import Vault
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass
+class RestoreReport:
+    restored: int = 0
+    skipped: list[str] = field(default_factory=list)  # existing files kept
+    errors: list[PathError] = field(default_factory=list)
+    bytes: int = 0
+    duration: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return self.errors[0].exit_code if self.errors else int(ExitCode.OK)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["exit_code"] = self.exit_code
+        return data
+
+
+def target_path(root: Path, relkey: str) -> Path:
+    """Where the object with key ``prefix + relkey`` goes under ``root``.
+
+    Raises RefusedError for a key that would leave ``root``: ``..`` segments (with
+    ``/`` or ``\\``), absolute paths, drive letters, NUL; and, after resolving any
+    links already under ``root``, anything that lands outside it.
+    """
+    if not relkey or "\x00" in relkey:
+        raise RefusedError(f"object key {relkey!r} is not a usable file name")
+    segments = re.split(r"[/\\]", relkey)
+    if relkey.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(relkey):
+        raise RefusedError(f"object key {relkey!r} is an absolute path: not restored")
+    if any(s in ("..", ".") for s in segments) or "" in segments[:-1]:
+        raise RefusedError(f"object key {relkey!r} would leave the target folder: not restored")
+    base = root.resolve()
+    path = base.joinpath(*relkey.split("/"))
+    if not path.resolve().is_relative_to(base):
+        raise RefusedError(f"object key {relkey!r} resolves outside the target folder")
+    return path
+
+
+def restore(
+    vault: Vault,
+    bucket: str,
+    prefix: str,
+    root: Path,
+    *,
+    overwrite: bool = False,
+    key_name: str | None = None,
+    allow_legacy: bool = False,
+    on_file: Callable[[str], None] | None = None,
+) -> RestoreReport:
+    """Decrypt each object under ``prefix`` into ``root``; per-object errors are collected."""
+    started = time.monotonic()
+    report = RestoreReport()
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in vault.remote.list(bucket, prefix):
+        if not isinstance(entry, ObjectSummary):
+            continue
+        relkey = entry.key[len(prefix) :]
+        # Instruction files belong to their object; "dir/" keys are folder placeholders.
+        if relkey.endswith(INSTRUCTION_SUFFIX) or relkey.endswith("/") or not relkey:
+            continue
+        try:
+            _restore_one(
+                vault, bucket, entry.key, root, relkey, report, overwrite, key_name, allow_legacy
+            )
+        except S3VaultError as exc:
+            report.errors.append(PathError(relkey, exc.message, int(exc.exit_code)))
+        if on_file:
+            on_file(relkey)
+    report.duration = time.monotonic() - started
+    return report
+
+
+def _restore_one(
+    vault: Vault,
+    bucket: str,
+    key: str,
+    root: Path,
+    relkey: str,
+    report: RestoreReport,
+    overwrite: bool,
+    key_name: str | None,
+    allow_legacy: bool,
+) -> None:
+    path = target_path(root, relkey)
+    if path.exists() and not overwrite:
+        report.skipped.append(relkey)
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RefusedError(f"cannot create the folder of {path}: {exc.strerror}") from None
+    result = vault.get(bucket, key, path, key_name=key_name, allow_legacy=allow_legacy)
+    report.restored += 1
+    report.bytes += result.plaintext_size
+    mtime = vault.remote.head(bucket, key).metadata.get(MTIME_METADATA)
+    # The mtime the file had when it was synced; an object without it keeps "now".
+    if mtime and mtime.isdigit():
+        with contextlib.suppress(OSError, OverflowError):
+            os.utime(path, ns=(int(mtime), int(mtime)))
