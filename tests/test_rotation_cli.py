@@ -222,7 +222,7 @@ def test_key_use_makes_new_objects_use_it_and_rotation_default_to_it(
     assert vault.inspect(bucket, "before").key_name == "aes-new"
 
 
-def test_key_delete_refuses_a_key_objects_still_need(
+def test_key_delete_refuses_a_key_objects_or_folders_still_need(
     run_cli: RunCli,
     vault: Vault,
     store: KeyStore,
@@ -237,29 +237,30 @@ def test_key_delete_refuses_a_key_objects_still_need(
     put(vault, tmp_path, bucket, "keep/a", b"a", key_name="aes-old")
     put(vault, tmp_path, other, "deep/b", b"b", key_name="rsa-new")
     put(vault, tmp_path, other, "deep/c", b"c", key_name="kms-old")
+    put(vault, tmp_path, other, "elsewhere/e", b"e", key_name="aes-new")
+    (tmp_path / "synced").mkdir()
     config = tmp_path / "config.yaml"
-    config.write_text(f"version: 1\nbuckets: [{bucket}]\n")
+    config.write_text(
+        f"version: 1\nbuckets: [{bucket}]\nfolders:\n"
+        f"  - {{path: {tmp_path / 'synced'}, bucket: {other}, prefix: deep, key: kms-new}}\n"
+    )
     env = {"S3VAULT_CONFIG": str(config)}
 
-    refused = fails(run_cli("key", "delete", "aes-old", "--yes", env=env), ExitCode.CONFLICT)
-    assert f"s3://{bucket}/keep/a" in refused.stderr.decode()
-    assert "s3vault rotate" in refused.stderr.decode()
-    refused = fails(
-        run_cli("key", "delete", "rsa-new", "--yes", "--check", f"s3://{other}/deep/", env=env),
-        ExitCode.CONFLICT,
-    )
-    assert f"s3://{other}/deep/b" in refused.stderr.decode()
-    assert "rsa-new" in store.names()
+    def refused(*args: str) -> str:
+        result = fails(run_cli("key", "delete", *args, "--yes", env=env), ExitCode.CONFLICT)
+        return result.stderr.decode()
 
-    # Rotated away, the key may go; --force overrides the check; KMS keys are not checked.
+    message = refused("aes-old")
+    assert f"s3://{bucket}/keep/a" in message and "s3vault rotate" in message  # `buckets:`
+    assert f"s3://{other}/deep/b" in refused("rsa-new")  # a synced folder's prefix
+    assert f"s3://{other}/elsewhere/e" in refused("aes-new", "--check", f"s3://{other}/elsewhere")
+    assert str(tmp_path / "synced") in refused("kms-new")  # a folder encrypts with it
+
+    # Rotated away, the key may go; --force overrides; KMS-wrapped objects are not looked for.
     ok(run_cli("rotate", f"s3://{bucket}/", "-r", "--from-key", "aes-old", "--to-key", "aes-new"))
     ok(run_cli("key", "delete", "aes-old", "--yes", env=env))
-    ok(
-        run_cli(
-            "key", "delete", "rsa-new", "--yes", "--force", "--check", f"s3://{other}/", env=env
-        )
-    )
-    ok(run_cli("key", "delete", "kms-old", "--yes", "--check", f"s3://{other}/", env=env))
+    ok(run_cli("key", "delete", "rsa-new", "--yes", "--force", env=env))
+    ok(run_cli("key", "delete", "kms-old", "--yes", env=env))
     assert sorted(store.names()) == ["aes-new", "kms-new"]
 
 

@@ -329,13 +329,14 @@ Examples:
   s3vault key delete old-laptop --yes --force
 
 \b
-Before deleting an AES or RSA key, s3vault looks through the buckets listed under
-`buckets:` in the config and those given with --check, and refuses (exit 8) while an
-object there still names the key in its description: rotate those objects first
-(`s3vault rotate s3://BUCKET/ -r --from-key NAME --to-key NEW`). Objects that do not
-name their key (written by other clients) are not found this way, and KMS keys are
-not checked at all (a KMS object does not name its key; deleting a KMS key here only
-forgets s3vault's reference to it).
+s3vault refuses (exit 8) to delete a key that a synced folder in the config uses,
+and, for AES and RSA keys, while an object still names the key in its description in
+the buckets listed under `buckets:` in the config, the synced folders' prefixes, or
+the places given with --check: rotate those objects first (`s3vault rotate
+s3://BUCKET/ -r --from-key NAME --to-key NEW`). Objects that do not name their key
+(written by other clients) are not found this way, and KMS-wrapped objects are not
+looked for (they do not name their key; deleting a KMS key here only forgets
+s3vault's reference to it).
 """,
 )
 @click.argument("name")
@@ -356,8 +357,8 @@ def delete_command(
     validate_name(name)
     store = _store(ctx)
     info = _info(store, name)
-    if info is None or info.type != "kms":
-        _refuse_if_still_used(ctx.ensure_object(AppContext), name, checks, force=force)
+    app = ctx.ensure_object(AppContext)
+    _refuse_if_still_used(app, name, checks, force=force, scan=info is None or info.type != "kms")
     if info is not None and info.type == "kms":
         question = f"Forget KMS key '{name}' ({info.key_id})? The KMS key itself is not changed."
     else:
@@ -376,18 +377,30 @@ _USERS_SHOWN = 5
 
 
 def _refuse_if_still_used(
-    app: AppContext, name: str, checks: tuple[str, ...], *, force: bool
+    app: AppContext, name: str, checks: tuple[str, ...], *, force: bool, scan: bool
 ) -> None:
-    """ConflictError if objects in the configured or --check buckets name key ``name``."""
-    places = [_place(text) for text in (*app.config.buckets, *checks)]
+    """ConflictError while a synced folder uses key ``name`` or, with ``scan``, objects
+    in the configured buckets, the folders' prefixes or the --check places name it."""
+    if force:
+        return
+    config = app.config
+    folders = [str(folder.path) for folder in config.folders if folder.key == name]
+    if folders:
+        raise ConflictError(
+            f"key '{name}' encrypts the new files of synced folder(s) {', '.join(folders)}",
+            hint="Give those folders another key in the config first (and rotate their "
+            "objects), or pass --force.",
+        )
+    if not scan:
+        return  # a KMS-wrapped object does not name its key
+    places = [_place(text) for text in (*config.buckets, *checks)]
+    places += [S3Url(f.bucket, _as_prefix(f.prefix)) for f in config.folders]
     if not places:
         err_console.print(
             "note: no bucket was checked for objects that need this key "
             "(list them under `buckets:` in the config, or pass --check s3://BUCKET)",
             markup=False,
         )
-        return
-    if force:
         return
     users = _objects_naming(app, name, places)
     if users:
@@ -399,6 +412,10 @@ def _refuse_if_still_used(
             f"{name} --to-key NEW`), or pass --force to delete it anyway: those objects "
             "then cannot be read without a copy of the key.",
         )
+
+
+def _as_prefix(prefix: str) -> str:
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
 def _place(text: str) -> S3Url:
