@@ -21,7 +21,7 @@ from s3vault.errors import ExitCode, UnreachableError
 from s3vault.keys.material import generate_key
 from s3vault.keys.store import KeyStore
 from s3vault.sync.engine import MTIME_METADATA, SyncEngine, SyncProgress, SyncRefused
-from s3vault.sync.state import StateDB
+from s3vault.sync.state import InFlightUpload, StateDB
 from s3vault.vault.factory import build_vault
 from s3vault.vault.vault import Vault
 
@@ -260,3 +260,64 @@ def test_outage_then_convergence(root, bucket, vault, state, s3, s3_client):
         assert head["ETag"].strip('"') == rows[rel].etag.strip('"')
     assert state.uploads(engine.fid) == []
     assert engine.reconcile().planned == {}
+
+
+def test_ignore_file_and_config_patterns(root, bucket, vault, state, s3_client):
+    engine = make_engine(root, bucket, vault, state, ignore=["*.log"])
+    write(root, ".s3vaultignore", b"build/\n")
+    write(root, "app.log", b"log")
+    write(root, "build/out.o", b"object")
+    write(root, "keep.txt", b"kept")
+    engine.reconcile()
+    assert keys(s3_client, bucket) == {PREFIX + ".s3vaultignore", PREFIX + "keep.txt"}
+
+
+def test_file_changing_while_read_is_deferred(root, bucket, vault, state, s3_client, monkeypatch):
+    engine = make_engine(root, bucket, vault, state)
+    path = write(root, "busy.txt", b"first version")
+    original = vault.remote.put_stream
+
+    def put_while_someone_writes(*args: Any, **kwargs: Any) -> Any:
+        path.write_bytes(b"second version, longer")  # after the open, before the commit
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(vault.remote, "put_stream", put_while_someone_writes)
+    report = engine.reconcile()
+    assert report.deferred == ["busy.txt"] and report.uploaded == 0
+    assert keys(s3_client, bucket) == set() and state.all(engine.fid) == {}
+    monkeypatch.undo()
+
+    report = engine.reconcile()
+    assert report.uploaded == 1
+    assert decrypted(vault, bucket, "busy.txt") == b"second version, longer"
+
+
+def test_transient_error_is_retried(root, bucket, vault, state, monkeypatch):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "a.txt", b"a")
+    original = vault.put
+    failures = [UnreachableError("S3 failed (503)")]
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(vault, "put", flaky)
+    report = engine.reconcile()
+    assert (report.uploaded, report.errors) == (1, [])
+
+
+def test_interrupted_multipart_upload_is_aborted(root, bucket, vault, state, s3_client):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "big.bin", b"x")
+    key = PREFIX + "big.bin"
+    # What a crash mid-upload leaves: the announcement and an open multipart upload.
+    state.begin_upload(engine.fid, InFlightUpload("big.bin", key, 1, 1))
+    s3_client.create_multipart_upload(Bucket=bucket, Key=key)
+    s3_client.create_multipart_upload(Bucket=bucket, Key=PREFIX + "someone-else.bin")
+
+    engine.reconcile()
+    open_uploads = s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["Key"] for u in open_uploads] == [PREFIX + "someone-else.bin"]
+    assert state.uploads(engine.fid) == []
