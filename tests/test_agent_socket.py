@@ -229,3 +229,18 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_missing_folder_is_an_error_until_it_comes_back(agents, s3_client, bucket, folder):
+    folder.rmdir()  # an unmounted drive, say
+    agents.start()
+    s = wait_for(lambda: (s := status(agents))["state"] == "error" and s, what="error state")
+    assert "does not exist: is a drive not mounted?" in s["folders"][0]["message"]
+    folder.mkdir()
+    assert agents.cli("sync-now").returncode == 0
+    idle(agents)
+    (folder / "back.txt").write_text("the drive is back")  # watched now: no rescan needed
+    wait_for(
+        lambda: s3_client.list_objects_v2(Bucket=bucket, Prefix="sync/").get("KeyCount") == 1,
+        what="upload from the returned folder",
+    )

@@ -92,7 +92,7 @@ class Agent:
             self.status,
             lock=self.lock,
             read_report=read_report,
-            on_reconciled=self._notify_status,
+            on_reconciled=self._after_reconcile,
         )
         now = self.loop.clock()
         for folder, engine in folders:
@@ -142,9 +142,8 @@ class Agent:
         )
         server_thread.start()
         try:
-            for watch in self.watches:
-                watch.start(self.observer)
             self.observer.start()
+            self._start_watches()
             self._start_watchdog()
             sd_notify("READY=1\nSTATUS=starting: full sync of every folder")
             log.info("agent ready; control socket %s", self.server.path)
@@ -160,9 +159,25 @@ class Agent:
     def stop(self) -> None:
         self.loop.stop()
 
-    def _notify_status(self) -> None:
+    def _after_reconcile(self) -> None:
+        self._start_watches()
         snap = self.status.snapshot()
         sd_notify(f"STATUS={snap['state']}")
+
+    def _start_watches(self) -> None:
+        """Watch every folder root not watched yet.
+
+        A root that is missing (an unmounted drive) is not fatal: its reconcile is
+        refused and shown as the folder's error, and watching starts once a later
+        reconcile (rescan, `sync-now`) finds it back.
+        """
+        for watch in self.watches:
+            if watch.started:
+                continue
+            try:
+                watch.start(self.observer)
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                log.warning("not watching %s yet: %s", watch.root, exc.strerror)
 
     def _start_watchdog(self) -> None:
         interval = watchdog_interval()

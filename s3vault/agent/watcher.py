@@ -77,16 +77,22 @@ class FolderWatch(FileSystemEventHandler):
         wake: Callable[[], None],
         on_ignore_file: Callable[[], None],
     ) -> None:
+        self.folder_path = folder.path
         self.root = os.path.realpath(folder.path)
         self.debouncer, self.lock, self.wake = debouncer, lock, wake
         self.on_ignore_file = on_ignore_file
+        self.started = False
 
     def start(self, observer: BaseObserver) -> None:
         """Watch the root (recursively); translate the kernel's watch limits."""
+        # Resolved now, not at construction: the root may be a link to a drive
+        # mounted since.
+        self.root = os.path.realpath(self.folder_path)
         try:
             observer.schedule(self, self.root, recursive=True)
         except OSError as exc:
             raise translate_watch_error(exc, self.root) from None
+        self.started = True
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         fs_event = self.to_fs_event(event)
