@@ -244,3 +244,13 @@ def test_missing_folder_is_an_error_until_it_comes_back(agents, s3_client, bucke
         lambda: s3_client.list_objects_v2(Bucket=bucket, Prefix="sync/").get("KeyCount") == 1,
         what="upload from the returned folder",
     )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signals_stop_the_agent_cleanly(agents, signum):
+    proc = agents.start()
+    idle(agents)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=20) == 0
+    assert not agents.socket.exists()
+    assert b"stopping" in proc.stderr.read()

@@ -34,6 +34,7 @@ from s3vault.errors import AccessDeniedError, RefusedError, S3VaultError
 
 log = logging.getLogger(__name__)
 
+MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, with the terminating NUL
 SUBSCRIBE_INTERVAL = 0.25  # seconds: a progress burst is not a flood of lines
 Dispatch = Callable[[Request], dict[str, Any]]
 
@@ -57,6 +58,11 @@ class ControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.after_reply = after_reply  # e.g. stop only once the reply to `stop` is out
         self.status = status
         self.closing = threading.Event()
+        if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+            raise RefusedError(
+                f"the control socket path {path} is too long for a Unix socket",
+                hint="Point XDG_RUNTIME_DIR at a shorter directory (systemd uses /run/user/UID).",
+            )
         remove_stale_socket(path)
         # The umask makes the socket 0600 from birth (no window between bind and chmod).
         old = os.umask(0o177)
