@@ -211,13 +211,13 @@ def _print_report(report: RotationReport, *, as_json: bool) -> None:
     if as_json:
         emit_json(report.to_json())
         return
-    for rotated in report.rotated:
-        console.print(_rotated_line(report, rotated), markup=False)
-    for failed in report.failed:
+    single = len(report.rotated) + len(report.skipped) + len(report.failed) == 1
+    for rotated in sorted(report.rotated, key=lambda r: r.key):
+        console.print(_rotated_line(report, rotated, with_checks=single), markup=False)
+    for failed in sorted(report.failed, key=lambda f: f.key):
         console.print(f"failed {_url(report, failed.key)}: {failed.reason}", markup=False)
         if failed.hint:
             console.print(f"  {failed.hint}", markup=False)
-    single = len(report.rotated) + len(report.skipped) + len(report.failed) == 1
     if single and report.skipped:
         skipped = report.skipped[0]
         console.print(f"skipped {_url(report, skipped.key)}: {skipped.reason}", markup=False)
@@ -237,25 +237,24 @@ def _url(report: RotationReport, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def _rotated_line(report: RotationReport, rotated: Rotated) -> str:
-    verb = {Action.REWRAP: "re-wrapped", Action.REENCRYPT: "re-encrypted"}[rotated.action]
+def _rotated_line(report: RotationReport, rotated: Rotated, *, with_checks: bool) -> str:
+    verbs = {Action.REWRAP: "re-wrapped", Action.REENCRYPT: "re-encrypted"}
     if report.dry_run:
-        verb = {Action.REWRAP: "would re-wrap", Action.REENCRYPT: "would re-encrypt"}[
-            rotated.action
-        ]
-        return (
-            f"{verb} {_url(report, rotated.key)}: {rotated.from_key} → {rotated.to_key} "
-            f"({rotated.format}, envelope in {rotated.envelope})"
-        )
+        verbs = {Action.REWRAP: "would re-wrap", Action.REENCRYPT: "would re-encrypt"}
+    line = (
+        f"{verbs[rotated.action]} {_url(report, rotated.key)}: {rotated.from_key} → "
+        f"{rotated.to_key} ({rotated.format}, envelope in {rotated.envelope})"
+    )
+    return f"{line}; verified: {_checks(rotated)}" if with_checks else line
+
+
+def _checks(rotated: Rotated) -> str:
     checks = "opens with the new key only"
     if rotated.format == "v3":
         checks += ", key commitment matches"
     if rotated.content_verified:
         checks += ", content authenticated"
-    return (
-        f"{verb} {_url(report, rotated.key)}: {rotated.from_key} → {rotated.to_key} "
-        f"({rotated.format}, envelope in {rotated.envelope}; verified: {checks})"
-    )
+    return checks
 
 
 def _summary(report: RotationReport) -> str:
@@ -273,7 +272,11 @@ def _summary(report: RotationReport) -> str:
     if why:
         line += f" ({why})"
     line += f", failed {len(report.failed)}"
-    return line + (" (interrupted)" if report.interrupted else "")
+    if report.interrupted:
+        line += " (interrupted)"
+    elif report.rotated and not report.dry_run:
+        line += "; each rotated object read back and verified"
+    return line
 
 
 class ObjectProgress:

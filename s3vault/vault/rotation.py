@@ -285,13 +285,18 @@ class RotationReport:
             "from_key": self.from_key,
             "dry_run": self.dry_run,
             "interrupted": self.interrupted,
-            "rotated": [r.to_json() for r in self.rotated],
-            "skipped": [s.to_json() for s in self.skipped],
-            "failed": [f.to_json() for f in self.failed],
+            # Sorted by key: workers finish in any order, a report should not.
+            "rotated": [r.to_json() for r in sorted(self.rotated, key=_by_key)],
+            "skipped": [s.to_json() for s in sorted(self.skipped, key=_by_key)],
+            "failed": [f.to_json() for f in sorted(self.failed, key=_by_key)],
             "noncurrent_versions_with_old_key": self.noncurrent_versions_with_old_key,
             "hint": self.hint,
             "exit_code": self.exit_code,
         }
+
+
+def _by_key(outcome: Outcome) -> str:
+    return outcome.key
 
 
 # ---- the engine ----------------------------------------------------------------------
