@@ -211,7 +211,7 @@ def test_loop_offline_then_back():
     assert engine.calls == [(None, True), (None, True)]
     snap = status.snapshot()
     assert snap["state"] == "idle"
-    assert snap["folders"][0]["last_report"] == {"uploaded": 1, "errors": []}
+    assert snap["folders"][0]["last_report"] == {"uploaded": 1, "errors": [], "errors_count": 0}
     assert [r["event"] for r in snap["recent"]] == [
         "sync started",
         "sync offline",
@@ -393,3 +393,21 @@ def test_loop_unreachable_file_errors_mean_offline():
     clock.now += BACKOFF_START
     loop.run_once()
     assert engine.calls[-1] == (None, True) and status.snapshot()["state"] == "idle"
+
+
+def test_a_run_with_thousands_of_errors_keeps_the_status_under_the_cap():
+    from s3vault.agent.protocol import encode, ok_reply
+
+    clock = Clock()
+    many = [
+        {"path": f"dir/{i:05}/" + "n" * 100, "message": "permission denied" * 5, "exit_code": 2}
+        for i in range(20_000)
+    ]
+    loop, status, _ = loop_with(Engine(*[Report(many)] * 3), clock)
+    for _ in range(3):
+        loop.sync_now()
+        loop.run_once()
+    snap = status.snapshot()
+    report = snap["folders"][0]["last_report"]
+    assert report["errors_count"] == 20_000 and len(report["errors"]) == 10
+    assert len(encode(ok_reply(status=snap))) < 1024 * 1024

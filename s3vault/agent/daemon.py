@@ -232,16 +232,36 @@ def _reload_and_rescan(
 
 def read_report(report: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The engine's SyncReport as (JSON summary, per-file errors)."""
-    summary: dict[str, Any] = report.to_json() if hasattr(report, "to_json") else {}
+    full: dict[str, Any] = report.to_json() if hasattr(report, "to_json") else {}
     file_errors: list[tuple[str, str]] = []
-    for item in summary.get("errors") or ():
+    for item in full.get("errors") or ():
         if isinstance(item, dict):
             file_errors.append((str(item.get("path", "")), str(item.get("message", item))))
     # A conflict needs the user as much as an error does (docs/sync.md).
-    for item in summary.get("conflicts") or ():
+    for item in full.get("conflicts") or ():
         if isinstance(item, dict):
             file_errors.append((str(item.get("path", "")), f"conflict: {item.get('reason', '')}"))
-    return summary, file_errors
+    return compact_report(full), file_errors
+
+
+REPORT_LIST_ITEMS = 10
+
+
+def compact_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with each list cut to its first items plus a ``<name>_count``.
+
+    The status keeps a report per folder and in each activity entry; a run with
+    thousands of unreadable files must not push a status reply over the 1 MiB cap
+    (the per-file errors themselves are kept, bounded, in the status's ``errors``).
+    """
+    short: dict[str, Any] = {}
+    for name, value in report.items():
+        if isinstance(value, list):
+            short[name] = value[:REPORT_LIST_ITEMS]
+            short[f"{name}_count"] = len(value)
+        else:
+            short[name] = value
+    return short
 
 
 def run_agent(config: Config, *, foreground: bool = True) -> int:

@@ -142,18 +142,24 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def _stream(self) -> None:
         status = self.server.status
-        version = -1
+        sent = -1
         while not self.server.closing.is_set():
             snapshot = status.snapshot()
-            version = snapshot["version"]
-            if not self._send(ok_reply(status=snapshot)):
-                return
-            self.server.closing.wait(SUBSCRIBE_INTERVAL)
-            status.wait_changed(version, timeout=1.0)
+            if snapshot["version"] != sent:
+                if not self._send(ok_reply(status=snapshot)):
+                    return
+                sent = snapshot["version"]
+                self.server.closing.wait(SUBSCRIBE_INTERVAL)
+            # Wakes on a change, or each second to notice that the server is closing.
+            status.wait_changed(sent, timeout=1.0)
 
     def _send(self, message: dict[str, Any]) -> bool:
         try:
-            self.wfile.write(encode(message))
+            data = encode(message)
+        except ProtocolError as exc:  # over the size cap: say so rather than go silent
+            data = encode(error_reply(exc))
+        try:
+            self.wfile.write(data)
             self.wfile.flush()
             return True
         except (BrokenPipeError, ConnectionResetError):
