@@ -349,7 +349,13 @@ def test_objects_written_by_the_official_ruby_client_rotate(
 
 @pytest.mark.parametrize("location", ["metadata", "instruction-file"])
 def test_reencrypt_v2_to_v3_with_a_new_data_key(
-    store: KeyStore, bucket: str, s3_client: S3Client, tmp_path: Path, location: str
+    store: KeyStore,
+    bucket: str,
+    s3_client: S3Client,
+    s3: Any,
+    kms: Any,
+    tmp_path: Path,
+    location: str,
 ) -> None:
     # Lowered thresholds: the body streams through a multipart upload.
     vault = make_vault(store, multipart_threshold=5 * MiB, part_size=5 * MiB)
@@ -392,6 +398,53 @@ def test_reencrypt_v2_to_v3_with_a_new_data_key(
     tags = s3_client.get_object_tagging(Bucket=bucket, Key="r.bin")["TagSet"]
     assert tags == [{"Key": "a", "Value": "b"}]
     assert read_back(vault, tmp_path, bucket, "r.bin") == data
+    kms_key = store.get("kms-new")
+    assert isinstance(kms_key, KmsKey)
+    assert official_read(s3, kms, kms_key.key_id, bucket, "r.bin", CONTEXT) == data
+
+
+def test_reencrypt_of_an_instruction_file_object_interrupted_leaves_it_readable(
+    vault: Vault,
+    store: KeyStore,
+    bucket: str,
+    s3: Any,
+    kms: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed after the first of its three writes, the object opens everywhere: its whole
+    new envelope is in metadata, which readers use instead of the stale instruction file."""
+    data = os.urandom(4321)
+    put(
+        vault,
+        tmp_path,
+        bucket,
+        "i.bin",
+        data,
+        key_name="aes-old",
+        fmt="v2",
+        location="instruction-file",
+        context=CONTEXT,
+    )
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Rotator, "_move_to_instruction_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        rotate(vault, bucket, "i.bin", to_key="kms-new", reencrypt=True, version=Version.V3)
+    monkeypatch.undo()
+
+    info = vault.inspect(bucket, "i.bin")
+    assert info.envelope is not None and info.envelope.location is Location.METADATA
+    assert info.envelope.version is Version.V3 and info.envelope.is_kms
+    assert read_back(vault, tmp_path, bucket, "i.bin") == data
+    kms_key = store.get("kms-new")
+    assert isinstance(kms_key, KmsKey)
+    assert official_read(s3, kms, kms_key.key_id, bucket, "i.bin", CONTEXT) == data
+    # Running it again finds it done.
+    again = rotate(vault, bucket, "i.bin", to_key="kms-new", reencrypt=True, version=Version.V3)
+    assert [s.code for s in again.skipped] == [SkipReason.ALREADY_ON_TARGET]
 
 
 def test_reencrypt_in_place_gives_a_new_data_key_under_the_same_key(
