@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
 
 import pytest
@@ -254,3 +256,35 @@ def test_signals_stop_the_agent_cleanly(agents, signum):
     assert proc.wait(timeout=20) == 0
     assert not agents.socket.exists()
     assert b"stopping" in proc.stderr.read()
+
+
+def test_status_watch_follows_changes(agents):
+    agents.start()
+    idle(agents)
+    watch = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "s3vault",
+            "--config",
+            str(agents.config),
+            "status",
+            "--watch",
+            "--json",
+        ],
+        env=agents.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert json.loads(watch.stdout.readline())["state"] == "idle"
+        assert agents.cli("pause").returncode == 0
+        while json.loads(watch.stdout.readline())["state"] != "paused":
+            pass
+        assert agents.cli("stop").returncode == 0
+        assert watch.wait(timeout=20) == 0  # the stream ends with the agent
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+        watch.stdout.close()

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from s3vault.cli.context import AppContext
-from s3vault.cli.output import console, emit_json, err_console
+from s3vault.cli.output import console, emit_json, emit_json_line, err_console
 from s3vault.errors import ConfigError, ExitCode, UnreachableError
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -42,6 +42,7 @@ STATUS_EPILOG = """\b
 Examples:
   s3vault status
   s3vault status --json | jq .state
+  s3vault status --watch
 
 \b
 States: idle, syncing, paused, offline (S3 unreachable; retried with backoff), error.
@@ -108,11 +109,24 @@ def _start_detached(app: AppContext) -> int:
 
 @click.command(epilog=STATUS_EPILOG)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status(as_json: bool) -> None:
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Follow the status: one line per change (with --json: one JSON document per "
+    "line) until Ctrl-C or the agent stops.",
+)
+def status(as_json: bool, watch: bool) -> None:
     """Show what the sync agent is doing."""
     from s3vault.agent.client import AgentClient
 
     with AgentClient() as client:
+        if watch:
+            for update in client.subscribe():
+                if as_json:
+                    emit_json_line(update)
+                else:
+                    console.print(_one_line(update))
+            return
         snapshot = client.status()
     if as_json:
         emit_json(snapshot)
@@ -143,6 +157,16 @@ def _print_status(s: dict[str, Any]) -> None:
         console.print("recent activity:")
         for r in s["recent"][-10:]:
             console.print(f"  {_time(r['time'])} {r['event']} {r.get('folder') or ''}".rstrip())
+
+
+def _one_line(s: dict[str, Any]) -> str:
+    line = f"{datetime.now():%H:%M:%S} {s['state']}"
+    p = s.get("progress")
+    if p:
+        line += f" {p['files_done']}/{p['files_total']} files, {_size(p['rate'])}/s"
+    if s["errors"]:
+        line += f", {len(s['errors'])} file errors"
+    return line
 
 
 def _time(ts: float) -> str:
