@@ -128,9 +128,10 @@ def test_sd_notify_ready_status_and_watchdog(agents, tmp_path):
         notify.settimeout(20)
         agents.start(("NOTIFY_SOCKET", path), ("WATCHDOG_USEC", "400000"))
         seen: set[str] = set()
-        while not {"READY=1", "WATCHDOG=1"} <= seen or not any(
-            m.startswith("STATUS=idle") for m in seen
-        ):
+        while not {"READY=1", "WATCHDOG=1", "STATUS=idle"} <= seen:
+            seen.update(notify.recv(4096).decode().split("\n"))
+        assert agents.cli("pause").returncode == 0
+        while "STATUS=paused" not in seen:
             seen.update(notify.recv(4096).decode().split("\n"))
 
 

@@ -117,8 +117,10 @@ class Agent:
             return ok_reply(status=self.status.snapshot())
         if verb == "pause":
             self.loop.pause()
+            self._notify_status()
         elif verb == "resume":
             self.loop.resume()
+            self._notify_status()
         elif verb == "sync-now":
             self.loop.sync_now()
         elif verb == "stop":
@@ -161,8 +163,18 @@ class Agent:
 
     def _after_reconcile(self) -> None:
         self._start_watches()
+        self._notify_status()
+
+    def _notify_status(self) -> None:
+        """systemctl status shows this line: the state and what needs attention."""
         snap = self.status.snapshot()
-        sd_notify(f"STATUS={snap['state']}")
+        line = snap["state"]
+        if snap["errors"]:
+            line += f"; {len(snap['errors'])} file errors (s3vault status)"
+        problems = [f["message"] for f in snap["folders"] if f["message"]]
+        if problems:
+            line += f"; {problems[0]}"
+        sd_notify(f"STATUS={line}")
 
     def _start_watches(self) -> None:
         """Watch every folder root not watched yet.
