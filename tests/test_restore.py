@@ -125,7 +125,7 @@ def test_key_through_a_link_out_of_the_target_is_refused(tmp_path, bucket, vault
     assert list(outside.iterdir()) == []
 
 
-def test_cli_sync_then_restore(tmp_path, bucket, run_cli, keyring_service):
+def test_cli_sync_then_restore(tmp_path, bucket, run_cli, keyring_service, s3_client):
     assert run_cli("key", "generate", "cli-key").returncode == 0
     root = tmp_path / "docs"
     root.mkdir()
@@ -147,8 +147,17 @@ def test_cli_sync_then_restore(tmp_path, bucket, run_cli, keyring_service):
     assert r.returncode == 0, r.stderr.decode()
     assert json.loads(r.stdout)["deleted"] == 2
 
+    s3_client.put_object(Bucket=bucket, Key="laptop/f2.txt", Body=b"another machine")
+    (root / "f2.txt").write_bytes(b"file 2, edited")
+    r = run_cli("sync", str(root), url, "--key", "cli-key", "--json")
+    assert r.returncode == ExitCode.CONFLICT, r.stderr.decode()
+    assert [c["path"] for c in json.loads(r.stdout)["conflicts"]] == ["f2.txt"]
+    s3_client.delete_object(Bucket=bucket, Key="laptop/f2.txt")
+    r = run_cli("sync", str(root), url, "--key", "cli-key")
+    assert r.returncode == 0, r.stderr.decode()
+
     out = tmp_path / "out"
     r = run_cli("restore", url, str(out), "--json")
     assert r.returncode == 0, r.stderr.decode()
     assert json.loads(r.stdout)["restored"] == 1
-    assert (out / "f2.txt").read_bytes() == b"file 2"
+    assert (out / "f2.txt").read_bytes() == b"file 2, edited"

@@ -321,3 +321,18 @@ def test_interrupted_multipart_upload_is_aborted(root, bucket, vault, state, s3_
     open_uploads = s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     assert [u["Key"] for u in open_uploads] == [PREFIX + "someone-else.bin"]
     assert state.uploads(engine.fid) == []
+
+
+def test_event_batch_touches_only_its_paths(root, bucket, vault, state, s3_client):
+    engine = make_engine(root, bucket, vault, state)
+    for name in ("a.txt", "b.txt", "c.txt"):
+        write(root, name, name.encode())
+    engine.reconcile()
+    write(root, "a.txt", b"a, edited")
+    write(root, "b.txt", b"b, edited but not in the batch")
+    (root / "c.txt").unlink()
+    report = engine.reconcile(paths=["a.txt", "c.txt"], with_remote_listing=False)
+    assert (report.uploaded, report.deleted) == (1, 1)
+    assert decrypted(vault, bucket, "a.txt") == b"a, edited"
+    assert decrypted(vault, bucket, "b.txt") == b"b.txt"
+    assert set(state.all(engine.fid)) == {"a.txt", "b.txt"}
