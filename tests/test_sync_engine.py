@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from s3vault.config.load import load_config
+from s3vault.config.model import TransferSettings
 from s3vault.config.sync import FolderSettings
 from s3vault.errors import ExitCode, UnreachableError
 from s3vault.keys.material import generate_key
@@ -26,6 +27,7 @@ from s3vault.vault.factory import build_vault
 from s3vault.vault.vault import Vault
 
 PREFIX = "laptop/docs/"
+MiB = 1024 * 1024
 
 
 @pytest.fixture
@@ -336,3 +338,25 @@ def test_event_batch_touches_only_its_paths(root, bucket, vault, state, s3_clien
     assert decrypted(vault, bucket, "a.txt") == b"a, edited"
     assert decrypted(vault, bucket, "b.txt") == b"b.txt"
     assert set(state.all(engine.fid)) == {"a.txt", "b.txt"}
+
+
+def test_multipart_uploads_are_conditional_too(root, bucket, keyring_service, state, s3_client):
+    KeyStore(service=keyring_service).put(generate_key("sync-key"))
+    small_parts = TransferSettings(multipart_threshold=5 * MiB, part_size=5 * MiB)
+    config = load_config().model_copy(update={"transfer": small_parts})
+    vault = build_vault(config, keystore_factory=lambda: KeyStore(service=keyring_service))
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "big.bin", os.urandom(11 * MiB))
+    assert engine.reconcile().uploaded == 1
+    assert "-" in state.get(engine.fid, "big.bin").etag  # a multipart ETag
+
+    # Another machine replaces the object, and writes one where we have a new file.
+    s3_client.put_object(Bucket=bucket, Key=PREFIX + "big.bin", Body=b"theirs")
+    s3_client.put_object(Bucket=bucket, Key=PREFIX + "new.bin", Body=b"theirs")
+    write(root, "big.bin", os.urandom(11 * MiB))
+    write(root, "new.bin", os.urandom(11 * MiB))
+    report = engine.reconcile(with_remote_listing=False)  # the writes' conditions decide
+    assert {c.path for c in report.conflicts} == {"big.bin", "new.bin"}
+    for rel in ("big.bin", "new.bin"):
+        assert s3_client.get_object(Bucket=bucket, Key=PREFIX + rel)["Body"].read() == b"theirs"
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
