@@ -26,6 +26,9 @@ Examples:
   s3vault ls s3://my-vault/docs/ --recursive
   s3vault inspect s3://my-vault/docs/report.pdf --json
   s3vault get s3://my-vault/docs/report.pdf ./report.pdf
+  s3vault rotate s3://my-vault/ --recursive --to-key laptop-2027
+  s3vault sync ~/Documents s3://my-vault/laptop/documents
+  s3vault agent && s3vault status
 
 Exit codes: 0 ok, 1 unexpected error, 2 usage or config error, 3 not found,
 4 integrity failure, 5 key missing, 6 service unreachable, 7 access denied,

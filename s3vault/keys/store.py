@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -415,19 +416,29 @@ class KeyStore:
 
     def _get(self, username: str) -> str | None:
         backend = self.backend
-        with self._errors("read from it"):
+        with _KEYRING_CALLS, self._errors("read from it"):
             return backend.get_password(self.service, username)
 
     def _set(self, username: str, value: str) -> None:
         backend = self.backend
-        with self._errors("write to it"):
+        with _KEYRING_CALLS, self._errors("write to it"):
             backend.set_password(self.service, username, value)
 
     def _delete(self, username: str) -> None:
         backend = self.backend
         # PasswordDeleteError means "no such entry": the entry is gone either way.
-        with self._errors("delete from it"), suppress(keyring.errors.PasswordDeleteError):
+        with (
+            _KEYRING_CALLS,
+            self._errors("delete from it"),
+            suppress(keyring.errors.PasswordDeleteError),
+        ):
             backend.delete_password(self.service, username)
+
+
+_KEYRING_CALLS = threading.Lock()
+"""One keyring call at a time per process. Each Secret Service call opens its own D-Bus
+connection; eight worker threads doing that at once (a bulk rotation, the sync
+engine's uploads) made gnome-keyring drop connections in our tests."""
 
 
 def _part(entry: str, slot: str, i: int) -> str:
