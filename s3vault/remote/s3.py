@@ -177,16 +177,7 @@ class S3Remote:
     def head(self, bucket: str, key: str) -> ObjectHead:
         with s3_errors(s3_url(bucket, key)):
             r = self.client.head_object(Bucket=bucket, Key=key)
-        return ObjectHead(
-            bucket=bucket,
-            key=key,
-            size=int(r["ContentLength"]),
-            etag=r["ETag"],
-            last_modified=r.get("LastModified"),
-            metadata={k.lower(): v for k, v in r.get("Metadata", {}).items()},
-            content_type=r.get("ContentType"),
-            version_id=r.get("VersionId"),
-        )
+        return _head_from_response(bucket, key, r)
 
     def exists(self, bucket: str, key: str) -> bool:
         try:
