@@ -522,8 +522,8 @@ def _overwrite_before(
         # The object changed (the other writer keeps its envelope in metadata), its
         # instruction file did not: the HEAD before the instruction file is written sees it.
         ("instruction-file", "head", "metadata", False),
-        ("metadata", "put_stream_if_match", "metadata", True),
-        ("instruction-file", "put_stream_if_match", "instruction-file", True),
+        ("metadata", "put_stream", "metadata", True),
+        ("instruction-file", "put_stream", "instruction-file", True),
     ],
 )
 def test_a_concurrent_change_fails_cleanly_and_is_kept(

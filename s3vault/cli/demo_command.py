@@ -8,7 +8,6 @@ ciphertext and envelopes), and decrypts everything back, verified.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import time
@@ -27,6 +26,7 @@ from s3vault.config.model import Config, KeyringSettings, S3Settings
 from s3vault.crypto.envelope import Location, Version
 from s3vault.keys.material import GenerateType, generate_key
 from s3vault.keys.store import KeyStore
+from s3vault.sync.scan import hash_file
 from s3vault.vault.factory import build_vault
 
 DEMO_BUCKET = "s3vault-demo"
@@ -66,14 +66,6 @@ def _write_demo_folder(folder: Path) -> None:
         path = folder / name
         if not path.exists() or path.stat().st_size != size:
             path.write_bytes(os.urandom(size))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _ensure_keys(store: KeyStore) -> None:
@@ -180,7 +172,7 @@ def demo(serve: bool, data_dir: Path | None) -> None:
             for item in DEMO_FILES:
                 target = Path(out) / item.name
                 vault.get(DEMO_BUCKET, f"demo/{item.name}", target)
-                same = _sha256(target) == _sha256(folder / item.name)
+                same = hash_file(target) == hash_file(folder / item.name)
                 mark = "[green]identical[/]" if same else "[red]DIFFERENT[/]"
                 console.print(f"  {item.name:<20} {mark}")
                 if not same:

@@ -635,35 +635,6 @@ class S3Remote:
             raise
         return Written(etag=_quoted(r["ETag"]), version_id=r.get("VersionId"))
 
-    def put_stream_if_match(
-        self,
-        bucket: str,
-        key: str,
-        read: Callable[[int], bytes],
-        total: int,
-        metadata: dict[str, str],
-        *,
-        if_match: str,
-        headers: dict[str, Any] | None = None,
-        before_commit: Callable[[], None] | None = None,
-    ) -> Written:
-        """Like `put_stream`, replacing the object only if it still has ETag ``if_match``.
-
-        ``headers`` are extra PutObject / CreateMultipartUpload arguments (kept
-        headers, ``Tagging``); no content type is set unless they carry one.
-        """
-        return self.put_stream(
-            bucket,
-            key,
-            read,
-            total,
-            metadata,
-            content_type=None,
-            before_commit=before_commit,
-            if_match=if_match,
-            headers=headers,
-        )
-
     def copy_object(self, bucket: str, src: str, dst: str, *, if_match: str) -> Written:
         """Server-side copy of ``src`` to ``dst`` (bytes and metadata), pinned to ``if_match``.
 

@@ -729,12 +729,13 @@ class Rotator:
             if tagging:
                 headers["Tagging"] = tagging
         with _conflict_as(snap.url):
-            written = self.remote.put_stream_if_match(
+            written = self.remote.put_stream(
                 snap.bucket,
                 snap.key,
                 reader.read,
                 ciphertext_length(size, cipher),
                 metadata,
+                content_type=None,  # the kept headers carry the object's own
                 if_match=snap.etag,
                 headers=headers,
                 before_commit=reader.check_finished,
