@@ -29,6 +29,7 @@ from s3vault.crypto.constants import (
     WRAP_RSA_OAEP_SHA1,
 )
 from s3vault.crypto.envelope import Envelope, Location, Version, parse_envelope
+from s3vault.crypto.wrap import aes_gcm_unwrap
 from s3vault.errors import (
     AccessDeniedError,
     FormatError,
@@ -439,3 +440,61 @@ def test_kms_client_wrapper_round_trip(kms_client: Any, kms_key_id: str) -> None
     with pytest.raises(IntegrityError):
         kms.decrypt(blob, {"a": "c"})
     assert base64.b64encode(data_key).decode() not in repr(kms)
+
+
+# ---- remembering keys for a run ---------------------------------------------------------
+
+
+def test_a_run_reads_each_key_from_the_keyring_once(
+    provider: KeyProvider, store: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.put(AesKey("run", os.urandom(32)))
+    reads: list[str] = []
+    real_get = store.get
+
+    def counting_get(name: str) -> Any:
+        reads.append(name)
+        return real_get(name)
+
+    monkeypatch.setattr(store, "get", counting_get)
+    with provider.remembering_keys():
+        wraps = [provider.encryption_materials(SUITE_V3, key_name="run") for _ in range(20)]
+    assert reads == ["run"]
+    # Each object still gets its own data key.
+    assert len({m.data_key for m in wraps}) == 20
+    # Outside a block nothing is remembered.
+    provider.encryption_materials(SUITE_V3, key_name="run")
+    provider.encryption_materials(SUITE_V3, key_name="run")
+    assert reads == ["run"] * 3
+
+
+def test_a_key_replaced_between_runs_is_used_by_the_next_run(
+    provider: KeyProvider, store: KeyStore
+) -> None:
+    old, new = os.urandom(32), os.urandom(32)
+    store.put(AesKey("agent", old))
+    with provider.remembering_keys():
+        first = provider.encryption_materials(SUITE_V3, key_name="agent")
+        store.put(AesKey("agent", new), force=True)
+        # Within the run the key read at its start stays in use...
+        same_run = provider.encryption_materials(SUITE_V3, key_name="agent")
+    # ...and the next run reads the replacement.
+    with provider.remembering_keys():
+        next_run = provider.encryption_materials(SUITE_V3, key_name="agent")
+    assert aes_gcm_unwrap(old, first.encrypted_data_key, SUITE_V3) == first.data_key
+    assert aes_gcm_unwrap(old, same_run.encrypted_data_key, SUITE_V3) == same_run.data_key
+    assert aes_gcm_unwrap(new, next_run.encrypted_data_key, SUITE_V3) == next_run.data_key
+
+
+def test_the_current_key_is_read_again_on_the_next_run(
+    provider: KeyProvider, store: KeyStore
+) -> None:
+    store.put(AesKey("one", os.urandom(32)))
+    store.put(AesKey("two", os.urandom(32)))
+    store.set_current("one")
+    with provider.remembering_keys():
+        assert provider.encryption_materials(SUITE_V3).key_name == "one"
+        store.set_current("two")
+        assert provider.encryption_materials(SUITE_V3).key_name == "one"
+    with provider.remembering_keys():
+        assert provider.encryption_materials(SUITE_V3).key_name == "two"

@@ -135,7 +135,10 @@ def sync(
     folder = _folder(app, local_dir, target, key_name, format_, envelope, delete)
     with StateDB(default_state_path()) as state:
         engine = SyncEngine(folder, app.vault, state)
-        with _progress_bar(f"syncing {folder.path.name}") as update:
+        with (
+            _progress_bar(f"syncing {folder.path.name}") as update,
+            app.vault.keys.remembering_keys(),
+        ):
             report = engine.reconcile(force=force, dry_run=dry_run, progress=update)
     if as_json:
         emit_json(report.to_json())

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +104,11 @@ class KeyProvider:
         self._kms_source = kms_client
         self._kms = kms_client if isinstance(kms_client, KmsClient) else None
         self._default_key = default_key
+        # The keys read inside `remembering_keys` blocks (see there); empty outside.
+        self._remember_lock = threading.Lock()
+        self._remember_depth = 0
+        self._remembered: dict[str, MasterKey] = {}
+        self._remembered_current: str | None = None
 
     @property
     def store(self) -> KeyStore:
@@ -117,6 +124,49 @@ class KeyProvider:
                 raise ConfigError("this s3vault has no KMS client configured")
             self._kms = KmsClient(self._kms_source)
         return self._kms
+
+    @contextmanager
+    def remembering_keys(self) -> Iterator[None]:
+        """Read each stored key from the keyring at most once inside this block.
+
+        A sync run encrypts thousands of files with the same key; without this every
+        file would cost a keyring round trip (D-Bus on Linux). The memory is dropped
+        when the outermost block ends, so a long-running agent that opens one block
+        per run picks up a key replaced with `key import --force` or a new current
+        key (`key use`) on its next run. Blocks nest and may be used from threads.
+        """
+        with self._remember_lock:
+            self._remember_depth += 1
+        try:
+            yield
+        finally:
+            with self._remember_lock:
+                self._remember_depth -= 1
+                if self._remember_depth == 0:
+                    self._remembered.clear()
+                    self._remembered_current = None
+
+    def _stored(self, name: str) -> MasterKey:
+        """``store.get(name)``, remembered inside a `remembering_keys` block."""
+        if self._remember_depth:
+            key = self._remembered.get(name)
+            if key is not None:
+                return key
+        key = self.store.get(name)
+        with self._remember_lock:
+            if self._remember_depth:
+                self._remembered[name] = key
+        return key
+
+    def _current(self) -> str | None:
+        """``store.current()``, remembered inside a `remembering_keys` block."""
+        if self._remember_depth and self._remembered_current is not None:
+            return self._remembered_current
+        current = self.store.current()
+        with self._remember_lock:
+            if self._remember_depth:
+                self._remembered_current = current
+        return current
 
     # --- encrypting -------------------------------------------------------------
 
@@ -135,7 +185,7 @@ class KeyProvider:
         """
         if content_cipher not in (CEK_GCM, SUITE_V3):
             raise ValueError(f"s3vault does not encrypt with {content_cipher!r}")
-        name = key_name or self._default_key or self.store.current()
+        name = key_name or self._default_key or self._current()
         if name is None:
             raise KeyMissingError(
                 "no master key for new objects: none is named and none is current",
@@ -260,7 +310,7 @@ class KeyProvider:
                 if info.type != wanted or info.name in tried:
                     continue
                 try:
-                    key = self.store.get(info.name)
+                    key = self._stored(info.name)
                 except S3VaultError:
                     continue  # a damaged entry cannot open anything; others may
                 opened = self._try_key(key, envelope, [], [], info.name)
@@ -361,7 +411,7 @@ class KeyProvider:
         """The key a user or config named: ``kms:KEY_ID`` needs no store."""
         if name.startswith(KMS_PREFIX):
             return KmsKey(name, validate_kms_key_id(name[len(KMS_PREFIX) :]))
-        return self.store.get(name)
+        return self._stored(name)
 
     def _stored_or_none(self, name: object) -> MasterKey | None:
         # The description is attacker-controlled: a name that is not a valid key name
@@ -369,7 +419,7 @@ class KeyProvider:
         if not isinstance(name, str):
             return None
         try:
-            key = self.store.get(validate_name(name))
+            key = self._stored(validate_name(name))
         except (KeyMissingError, UsageError):
             return None
         return None if isinstance(key, KmsKey) else key

@@ -81,6 +81,25 @@ def restore(
     started = time.monotonic()
     report = RestoreReport()
     root.mkdir(parents=True, exist_ok=True)
+    with vault.keys.remembering_keys():
+        _restore_all(
+            vault, bucket, prefix, root, report, overwrite, key_name, allow_legacy, on_file
+        )
+    report.duration = time.monotonic() - started
+    return report
+
+
+def _restore_all(
+    vault: Vault,
+    bucket: str,
+    prefix: str,
+    root: Path,
+    report: RestoreReport,
+    overwrite: bool,
+    key_name: str | None,
+    allow_legacy: bool,
+    on_file: Callable[[str], None] | None,
+) -> None:
     for entry in vault.remote.list(bucket, prefix):
         if not isinstance(entry, ObjectSummary):
             continue
@@ -96,8 +115,6 @@ def restore(
             report.errors.append(PathError(relkey, exc.message, int(exc.exit_code)))
         if on_file:
             on_file(relkey)
-    report.duration = time.monotonic() - started
-    return report
 
 
 def _restore_one(
