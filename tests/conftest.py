@@ -193,6 +193,24 @@ def session_env(
 
 
 @pytest.fixture(autouse=True)
+def _keyring_running_after_test(private_keyring: PrivateKeyring) -> Iterator[None]:
+    """A keyring daemon that died fails the test it died in, loudly, with its log.
+
+    The session then goes on with a fresh (empty) keyring instead of failing every
+    later test for the same reason.
+    """
+    yield
+    failure = private_keyring.failure()
+    if failure is None:
+        return
+    try:
+        private_keyring.restart()
+    except LocalServiceError as e:
+        failure += f"\nRestarting it failed too: {e.message}"
+    pytest.fail(f"the session's keyring stopped during this test: {failure}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
 def _s3_running_after_test(s3: LocalS3) -> Iterator[None]:
     """Tests may stop S3 to simulate an outage; the next test gets it back."""
     yield

@@ -98,6 +98,27 @@ def test_keyring_round_trip_on_the_private_secret_service(keyring_service):
     assert backend.get_password(keyring_service, "laptop-2026") is None
 
 
+def test_a_dead_keyring_daemon_is_reported_and_restarted(tmp_path_factory):
+    import signal
+
+    from s3vault.local.keyring_session import _probe_secret_service
+
+    # A keyring of its own (the session's must not be touched), in a short path.
+    with PrivateKeyring(parent=tmp_path_factory.mktemp("kr")) as private:
+        assert private.failure() is None
+        pid = private.daemon_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # our own child
+        private._daemon.wait(10)
+        failure = private.failure()
+        assert failure is not None
+        assert f"gnome-keyring-daemon (pid {pid}) was killed by signal 9" in failure
+        private.restart()
+        assert private.failure() is None
+        assert private.daemon_pid != pid
+        _probe_secret_service(private.address or "")
+
+
 def test_a_child_process_inherits_s3_kms_and_keyring(s3, bucket, kms_key_id, keyring_service):
     keyring.set_password(keyring_service, "user", "from-parent")
     # Nothing but the environment tells the child where S3, KMS and the keyring are.

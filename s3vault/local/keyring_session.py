@@ -288,6 +288,29 @@ class PrivateKeyring:
             return f"(no log: {e})"
         return f"Last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
 
+    def failure(self) -> str | None:
+        """None while both daemons run; else which one exited, how, and its log."""
+        for name, proc, log in (
+            ("dbus-daemon", self._dbus, "dbus.log"),
+            ("gnome-keyring-daemon", self._daemon, "gnome-keyring.log"),
+        ):
+            if proc is None or proc.poll() is None:
+                continue
+            code = proc.returncode
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            tail = self._log_tail(self.dir / log) if self.dir else "(no log)"
+            return f"{name} (pid {proc.pid}) {how}.\n{tail}"
+        return None
+
+    def restart(self) -> PrivateKeyring:
+        """Stop and start again (a new, empty keyring), keeping `apply_to_environ`."""
+        applied = self._saved_environ is not None
+        self.stop()
+        self.start()
+        if applied:
+            self.apply_to_environ()
+        return self
+
     def stop(self) -> None:
         """Stop gnome-keyring, then the bus, by PID; remove the directory; restore the
         variables :meth:`apply_to_environ` changed. Idempotent."""
