@@ -18,7 +18,7 @@ import pytest
 from s3vault.config.load import load_config
 from s3vault.config.model import TransferSettings
 from s3vault.config.sync import FolderSettings
-from s3vault.errors import ExitCode, UnreachableError
+from s3vault.errors import ConflictError, ExitCode, UnreachableError
 from s3vault.keys.material import generate_key
 from s3vault.keys.store import KeyStore
 from s3vault.sync.engine import MTIME_METADATA, SyncEngine, SyncProgress, SyncRefused
@@ -360,3 +360,77 @@ def test_multipart_uploads_are_conditional_too(root, bucket, keyring_service, st
     for rel in ("big.bin", "new.bin"):
         assert s3_client.get_object(Bucket=bucket, Key=PREFIX + rel)["Body"].read() == b"theirs"
     assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_rename_above_the_copy_threshold_is_a_multipart_copy(
+    root, bucket, keyring_service, state, s3_client
+):
+    KeyStore(service=keyring_service).put(generate_key("sync-key"))
+    small = TransferSettings(multipart_threshold=5 * MiB, part_size=5 * MiB, copy_threshold=5 * MiB)
+    config = load_config().model_copy(update={"transfer": small})
+    vault = build_vault(config, keystore_factory=lambda: KeyStore(service=keyring_service))
+    engine = make_engine(root, bucket, vault, state)
+    data = os.urandom(12 * MiB)
+    write(root, "big.bin", data)
+    assert engine.reconcile().uploaded == 1
+    s3_client.put_object_tagging(
+        Bucket=bucket, Key=PREFIX + "big.bin", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]}
+    )
+    part_copies = count_calls(vault.remote.client, "UploadPartCopy")
+    single_copies = count_calls(vault.remote.client, "CopyObject")
+    uploads = count_calls(vault.remote.client, "PutObject")
+
+    (root / "big.bin").rename(root / "moved.bin")
+    report = engine.reconcile()
+    assert (report.copied, report.deleted, report.uploaded) == (1, 1, 0)
+    assert part_copies() == 3 and single_copies() == 0 and uploads() == 0
+    assert keys(s3_client, bucket) == {PREFIX + "moved.bin"}
+    assert decrypted(vault, bucket, "moved.bin") == data
+    tags = s3_client.get_object_tagging(Bucket=bucket, Key=PREFIX + "moved.bin")["TagSet"]
+    assert tags == [{"Key": "k", "Value": "v"}]
+    row = state.get(engine.fid, "moved.bin")
+    head = s3_client.head_object(Bucket=bucket, Key=PREFIX + "moved.bin")
+    assert row is not None and row.etag.strip('"') == head["ETag"].strip('"')
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_delete_is_conditional_on_the_synced_etag(root, bucket, vault, state, s3_client):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "gone.txt", b"mine")
+    write(root, "kept.txt", b"mine")
+    for n in range(3):
+        write(root, f"other-{n}.txt", b"stays")
+    engine.reconcile()
+    (root / "gone.txt").unlink()
+    (root / "kept.txt").unlink()
+    # Another machine rewrites kept.txt after our listing, just before our delete.
+    real = vault.remote.delete_if_match
+
+    def racing_delete(b: str, key: str, etag: str) -> bool:
+        if key.endswith("kept.txt"):
+            s3_client.put_object(Bucket=bucket, Key=key, Body=b"theirs")
+        return real(b, key, etag)
+
+    vault.remote.delete_if_match = racing_delete  # type: ignore[method-assign]
+    report = engine.reconcile()
+    assert report.deleted == 1
+    assert [c.path for c in report.conflicts] == ["kept.txt"]
+    others = {PREFIX + f"other-{n}.txt" for n in range(3)}
+    assert keys(s3_client, bucket) == {PREFIX + "kept.txt"} | others
+    body = s3_client.get_object(Bucket=bucket, Key=PREFIX + "kept.txt")["Body"].read()
+    assert body == b"theirs"
+
+
+@pytest.mark.parametrize("conditional", [True, False], ids=["if-match", "head-compare"])
+def test_delete_if_match(vault, bucket, s3_client, conditional):
+    remote = vault.remote
+    remote._conditional_delete = conditional  # False: a store without conditional deletes
+    etag = s3_client.put_object(Bucket=bucket, Key="d/obj", Body=b"one")["ETag"]
+    s3_client.put_object(Bucket=bucket, Key="d/obj", Body=b"two")
+    with pytest.raises(ConflictError):
+        remote.delete_if_match(bucket, "d/obj", etag)
+    assert s3_client.get_object(Bucket=bucket, Key="d/obj")["Body"].read() == b"two"
+    current = s3_client.head_object(Bucket=bucket, Key="d/obj")["ETag"]
+    assert remote.delete_if_match(bucket, "d/obj", current) is True
+    assert keys(s3_client, bucket) == set()
+    assert remote.delete_if_match(bucket, "d/obj", current) is False

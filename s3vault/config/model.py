@@ -70,7 +70,7 @@ class TransferSettings(_Section):
         default=5 * GiB,
         ge=5 * MiB,
         le=5 * GiB,
-        description="Objects larger than this are re-written by key rotation with a "
+        description="Objects larger than this are copied (renames in sync, key rotation) with a "
         "multipart copy (S3 copies at most 5 GiB in one request)",
     )
 

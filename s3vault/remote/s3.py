@@ -23,13 +23,18 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from s3vault.config.model import KmsSettings, S3Settings, TransferSettings
-from s3vault.errors import ConfigError, RefusedError
-from s3vault.remote.errors import s3_errors, translate
+from s3vault.errors import ConfigError, ConflictError, NotFoundError, RefusedError
+from s3vault.remote.errors import error_code, http_status, s3_errors, translate
+from s3vault.remote.etag import same_etag
 
 MAX_PARTS = 10_000
 MiB = 1024 * 1024
 RANGE_SIZE = 4 * MiB
 """Bytes per ranged GET of a large object; `concurrency` of them are in memory at most."""
+_UNSUPPORTED = {"NotImplemented", "InvalidArgument", "InvalidRequest", "UnsupportedHeader"}
+"""Error codes of stores that reject a conditional header instead of honouring it."""
+_COPY_SIZE_MARGIN = 1 * MiB
+"""How close to `copy_threshold` a size given to `copy_object` must be to be checked."""
 
 
 class BodySource(Protocol):
@@ -129,6 +134,8 @@ class S3Remote:
     kms_settings: KmsSettings = field(default_factory=KmsSettings)
     _client: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    # Cleared when the store turns out not to support a conditional DeleteObject.
+    _conditional_delete: bool = field(default=True, init=False, repr=False)
 
     # ---- clients -------------------------------------------------------------------
 
@@ -217,6 +224,39 @@ class S3Remote:
     def delete(self, bucket: str, key: str) -> None:
         with s3_errors(s3_url(bucket, key)):
             self.client.delete_object(Bucket=bucket, Key=key)
+
+    def delete_if_match(self, bucket: str, key: str, etag: str) -> bool:
+        """Delete ``key`` only while its ETag is ``etag``; False if it was already gone.
+
+        A changed object raises ConflictError and stays. Stores that do not support a
+        conditional DeleteObject (it is recent in S3) get a HEAD and a compare first;
+        a write landing between those two is the remaining window there.
+        """
+        what = s3_url(bucket, key)
+        if self._conditional_delete:
+            try:
+                self.client.delete_object(Bucket=bucket, Key=key, IfMatch=_quoted(etag))
+                return True
+            except ClientError as exc:
+                if not _unsupported(exc):
+                    error = translate(exc, what)
+                    # A missing object fails the condition on some stores (SeaweedFS).
+                    if isinstance(error, NotFoundError) or (
+                        isinstance(error, ConflictError) and not self.exists(bucket, key)
+                    ):
+                        return False
+                    raise error from None
+                self._conditional_delete = False
+            except BotoCoreError as exc:
+                raise translate(exc, what) from None
+        try:
+            head = self.head(bucket, key)
+        except NotFoundError:
+            return False
+        if not same_etag(head.etag, etag):
+            raise ConflictError(f"{what} changed since it was synced (ETag {head.etag})")
+        self.delete(bucket, key)
+        return True
 
     # ---- streaming upload ----------------------------------------------------------
 
@@ -584,26 +624,37 @@ class S3Remote:
         return Written(etag=_quoted(r["CopyObjectResult"]["ETag"]), version_id=r.get("VersionId"))
 
     def _multipart_copy(
-        self, stored: StoredObject, metadata: dict[str, str], if_match: str
+        self,
+        stored: StoredObject,
+        metadata: dict[str, str],
+        if_match: str,
+        *,
+        dst: str | None = None,
     ) -> Written:
+        """Copy ``stored`` (to ``dst``, default onto itself) in parts, with ``metadata``.
+
+        Every part is pinned to the source ETag ``if_match``; a copy onto itself also
+        completes only if the object still has that ETag.
+        """
         head = stored.head
-        what = s3_url(head.bucket, head.key)
+        target = dst if dst is not None else head.key
+        what = s3_url(head.bucket, target)
         extra = dict(stored.headers)
         tagging = self.tagging_header(head.bucket, head.key) if stored.tag_count else None
         if tagging:
             extra["Tagging"] = tagging  # a new upload starts without the object's tags
         with s3_errors(what):
             upload_id = self.client.create_multipart_upload(
-                Bucket=head.bucket, Key=head.key, Metadata=metadata, **extra
+                Bucket=head.bucket, Key=target, Metadata=metadata, **extra
             )["UploadId"]
         part = self.part_size_for(head.size)
 
         def copy_part(number: int, start: int) -> dict[str, Any]:
             end = min(start + part, head.size) - 1
-            with s3_errors(what):
+            with s3_errors(s3_url(head.bucket, head.key)):
                 r = self.client.upload_part_copy(
                     Bucket=head.bucket,
-                    Key=head.key,
+                    Key=target,
                     UploadId=upload_id,
                     PartNumber=number,
                     CopySource={"Bucket": head.bucket, "Key": head.key},
@@ -612,6 +663,8 @@ class S3Remote:
                 )
             return {"PartNumber": number, "ETag": r["CopyPartResult"]["ETag"]}
 
+        # Onto itself: the object must not have changed while the parts were copied.
+        condition = {"IfMatch": if_match} if target == head.key else {}
         try:
             with ThreadPoolExecutor(
                 max_workers=self.transfer.concurrency, thread_name_prefix="s3-copy"
@@ -622,24 +675,34 @@ class S3Remote:
                 ]
                 parts = [f.result() for f in futures]
             with s3_errors(what):
-                # IfMatch: the object must not have changed while the parts were copied.
                 r = self.client.complete_multipart_upload(
                     Bucket=head.bucket,
-                    Key=head.key,
+                    Key=target,
                     UploadId=upload_id,
                     MultipartUpload={"Parts": parts},
-                    IfMatch=if_match,
+                    **condition,
                 )
         except BaseException:
-            self._abort_quietly(head.bucket, head.key, upload_id)
+            self._abort_quietly(head.bucket, target, upload_id)
             raise
         return Written(etag=_quoted(r["ETag"]), version_id=r.get("VersionId"))
 
-    def copy_object(self, bucket: str, src: str, dst: str, *, if_match: str) -> Written:
-        """Server-side copy of ``src`` to ``dst`` (bytes and metadata), pinned to ``if_match``.
+    def copy_object(
+        self, bucket: str, src: str, dst: str, *, if_match: str, size: int | None = None
+    ) -> Written:
+        """Server-side copy of ``src`` to ``dst`` (bytes, metadata, tags), pinned to ``if_match``.
 
-        At most ``transfer.copy_threshold`` bytes (S3 copies 5 GiB in one request).
+        S3 copies at most 5 GiB in one request: a source larger than
+        ``transfer.copy_threshold`` is copied in parts. ``size`` is the source's size
+        if the caller knows it (within a few bytes); unknown, or close to the
+        threshold, the source is HEADed to decide.
         """
+        if size is None or size > self.transfer.copy_threshold - _COPY_SIZE_MARGIN:
+            stored = self.head_stored(bucket, src)
+            if not same_etag(stored.head.etag, if_match):
+                raise ConflictError(f"{s3_url(bucket, src)} changed since it was read")
+            if stored.head.size > self.transfer.copy_threshold:
+                return self._multipart_copy(stored, dict(stored.head.metadata), if_match, dst=dst)
         with s3_errors(s3_url(bucket, src)):
             r = self.client.copy_object(
                 Bucket=bucket,
@@ -720,6 +783,11 @@ def _kept_headers(r: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(kept.get("Expires"), datetime):
         kept.pop("Expires", None)
     return kept
+
+
+def _unsupported(exc: ClientError) -> bool:
+    """Whether S3 refused a request for a header it does not implement."""
+    return error_code(exc) in _UNSUPPORTED or http_status(exc) == 501
 
 
 def _quoted(etag: str) -> str:

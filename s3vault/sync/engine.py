@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from s3vault.config.sync import FolderSettings
-from s3vault.crypto.constants import INSTRUCTION_SUFFIX
+from s3vault.crypto.constants import GCM_TAG_BYTES, INSTRUCTION_SUFFIX
 from s3vault.crypto.envelope import Location, Version
 from s3vault.errors import (
     ConflictError,
@@ -52,7 +52,6 @@ from s3vault.sync.model import (
     SyncedFile,
     Touch,
     Upload,
-    same_etag,
 )
 from s3vault.sync.planner import plan as make_plan
 from s3vault.sync.planner import remote_index
@@ -436,7 +435,15 @@ class SyncEngine:
             src_key = self.folder.key_for(action.src_path)
             dst_key = self.folder.key_for(action.dst_path)
             written = self._retrying(
-                lambda: remote.copy_object(bucket, src_key, dst_key, if_match=action.src_etag)
+                lambda: remote.copy_object(
+                    bucket,
+                    src_key,
+                    dst_key,
+                    if_match=action.src_etag,
+                    # The object is the plaintext and the GCM tag; above the copy
+                    # threshold (5 GiB) it is copied in parts.
+                    size=source.size + GCM_TAG_BYTES,
+                )
             )
             # The envelope travels with the object: copy its instruction file too
             # (after the object, as Vault.put writes them).
@@ -482,20 +489,16 @@ class SyncEngine:
         def work() -> None:
             bucket, remote = self.folder.bucket, self.vault.remote
             key = self.folder.key_for(action.path)
-            # Not every store supports a conditional DeleteObject: HEAD and compare
-            # first. A write by another machine between the two is the remaining
-            # window; with versioning on, its version survives as a non-current one.
+            # Conditional on the ETag we synced: an object another machine wrote
+            # since is kept and reported (stores without conditional deletes get
+            # a HEAD and a compare; with versioning on, nothing is lost either way).
             try:
-                head = self._retrying(lambda: remote.head(bucket, key))
-            except NotFoundError:
-                head = None
-            if head is not None and not same_etag(head.etag, action.expected_etag):
+                self._retrying(lambda: remote.delete_if_match(bucket, key, action.expected_etag))
+            except ConflictError:
                 issue = PathIssue(action.path, "deleted here, but changed in S3 since: kept")
                 tally.update(lambda r: r.conflicts.append(issue))
                 tally.done(action.path)
                 return
-            if head is not None:
-                self._retrying(lambda: remote.delete(bucket, key))
             if self._retrying(lambda: remote.exists(bucket, key + INSTRUCTION_SUFFIX)):
                 self._retrying(lambda: remote.delete(bucket, key + INSTRUCTION_SUFFIX))
             # A rename's row was recorded under the new name by the copy already.

@@ -64,13 +64,6 @@ class RootIdentity:
     inode: int
 
 
-def same_etag(a: str | None, b: str | None) -> bool:
-    """ETags compare without their quotes (some servers drop them on copies)."""
-    if a is None or b is None:
-        return a is b
-    return a.strip('"') == b.strip('"')
-
-
 # ---- actions ---------------------------------------------------------------------
 #
 # A plan is a list of these, in the order they must run: copies before uploads (a copy

@@ -36,6 +36,7 @@ from typing import Literal, Protocol
 
 from s3vault.config.sync import FolderSettings
 from s3vault.crypto.constants import INSTRUCTION_SUFFIX
+from s3vault.remote.etag import same_etag
 from s3vault.sync.model import (
     Action,
     Conflict,
@@ -48,7 +49,6 @@ from s3vault.sync.model import (
     SyncedFile,
     Touch,
     Upload,
-    same_etag,
 )
 from s3vault.sync.scan import ROOT
 
