@@ -434,3 +434,61 @@ def test_delete_if_match(vault, bucket, s3_client, conditional):
     assert remote.delete_if_match(bucket, "d/obj", current) is True
     assert keys(s3_client, bucket) == set()
     assert remote.delete_if_match(bucket, "d/obj", current) is False
+
+
+class Crash(BaseException):
+    """What a kill between S3's answer and the state row looks like to the engine."""
+
+
+def crash_before_recording(engine: SyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise Crash
+
+    monkeypatch.setattr(engine.state, "record_synced", crash)
+    with pytest.raises(Crash):
+        engine.reconcile()
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("edited_meanwhile", [False, True], ids=["unchanged", "edited"])
+def test_an_upload_finished_before_a_crash_is_adopted(
+    root, bucket, vault, state, s3_client, monkeypatch, edited_meanwhile
+):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "doc.txt", b"written, then the agent died")
+    crash_before_recording(engine, monkeypatch)
+    assert state.get(engine.fid, "doc.txt") is None
+    assert [u.path for u in state.uploads(engine.fid)] == ["doc.txt"]
+    stored_etag = s3_client.head_object(Bucket=bucket, Key=PREFIX + "doc.txt")["ETag"]
+    if edited_meanwhile:
+        write(root, "doc.txt", b"edited while the agent was down")
+
+    puts = count_calls(vault.remote.client, "PutObject")
+    report = engine.reconcile()
+    assert report.conflicts == [] and report.errors == []
+    assert state.uploads(engine.fid) == []
+    row = state.get(engine.fid, "doc.txt")
+    head = s3_client.head_object(Bucket=bucket, Key=PREFIX + "doc.txt")
+    assert row is not None and row.etag.strip('"') == head["ETag"].strip('"')
+    if edited_meanwhile:
+        # Adopted, then compared, then uploaded conditional on the adopted ETag.
+        assert (report.uploaded, puts()) == (1, 1)
+        assert decrypted(vault, bucket, "doc.txt") == b"edited while the agent was down"
+    else:
+        assert (report.uploaded, puts()) == (0, 0)
+        assert head["ETag"] == stored_etag
+        assert engine.reconcile().uploaded == 0
+
+
+def test_an_object_of_another_writer_is_not_adopted(
+    root, bucket, vault, state, s3_client, monkeypatch
+):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "doc.txt", b"mine")
+    crash_before_recording(engine, monkeypatch)
+    # Before the restart, another machine replaces the object.
+    s3_client.put_object(Bucket=bucket, Key=PREFIX + "doc.txt", Body=b"theirs")
+    report = engine.reconcile()
+    assert [c.path for c in report.conflicts] == ["doc.txt"]
+    assert state.get(engine.fid, "doc.txt") is None and state.uploads(engine.fid) == []
+    assert s3_client.get_object(Bucket=bucket, Key=PREFIX + "doc.txt")["Body"].read() == b"theirs"

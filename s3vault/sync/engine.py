@@ -18,7 +18,10 @@ rules of docs/sync.md ("Executing a plan"):
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from s3vault.config.sync import FolderSettings
-from s3vault.crypto.constants import GCM_TAG_BYTES, INSTRUCTION_SUFFIX
+from s3vault.crypto.constants import GCM_TAG_BYTES, INSTRUCTION_SUFFIX, META_MATDESC
 from s3vault.crypto.envelope import Location, Version
 from s3vault.errors import (
     ConflictError,
@@ -39,6 +42,7 @@ from s3vault.errors import (
     S3VaultError,
     UnreachableError,
 )
+from s3vault.keys.provider import DESCRIPTION_KEY
 from s3vault.sync.guard import FORCE, guard
 from s3vault.sync.ignore import IgnoreRules
 from s3vault.sync.model import (
@@ -67,7 +71,12 @@ from s3vault.sync.scan import (
 from s3vault.sync.state import InFlightUpload, StateDB
 from s3vault.vault.vault import Vault
 
+log = logging.getLogger(__name__)
+
 MTIME_METADATA = "s3vault-mtime"
+UPLOAD_TOKEN_METADATA = "s3vault-upload"  # noqa: S105 (a metadata name, not a secret)
+"""A random token per write, also kept in the state's in-flight announcement: after a
+crash between S3's answer and the state row, it proves the object is this write."""
 """User metadata with the file's mtime in ns: `s3vault restore` gives it back."""
 
 UNKNOWN_HASH = ""
@@ -222,7 +231,7 @@ class SyncEngine:
         root_changed = bool(record and record.identity and record.identity != identity)
 
         if not dry_run:
-            self._abort_interrupted_uploads()
+            self._recover_interrupted_uploads()
         rules = IgnoreRules.for_folder(root, self.folder.ignore)
         follow = self.folder.follow_symlinks
         found = scan_paths(root, paths, rules, follow_symlinks=follow) if paths else None
@@ -296,7 +305,13 @@ class SyncEngine:
         # uploads and touches, deletes last: nothing is removed before what
         # preserves it has run.
         self._run_all(plan.of(Copy), lambda a: self._copy(a, local, rows, tally, copied))
-        self._run_all(uploads, lambda a: self._upload(a, local[a.path], tally))
+        # Many small files go through the native batch path (sync/batch.py, which
+        # builds on this module); the others, and files that grew, one by one.
+        from s3vault.sync.batch import split_uploads, upload_small_files
+
+        small, others = split_uploads(uploads, local, self.folder)
+        others += upload_small_files(self, small, tally)
+        self._run_all(others, lambda a: self._upload(a, local[a.path], tally))
         for touch in plan.of(Touch):
             self._touch(touch, tally)
         for conflict in plan.of(Conflict):
@@ -358,8 +373,9 @@ class SyncEngine:
             tally.update(lambda r: r.deferred.append(path))
             tally.done(path)
             return
+        token = secrets.token_hex(8)
         self.state.begin_upload(
-            self.fid, InFlightUpload(path, key, before.st_size, before.st_mtime_ns)
+            self.fid, InFlightUpload(path, key, before.st_size, before.st_mtime_ns, token)
         )
         try:
             result = self._retrying(
@@ -372,7 +388,10 @@ class SyncEngine:
                     location=Location(self.folder.envelope),
                     if_match=action.expected_etag,
                     if_none_match=action.if_none_match,
-                    extra_metadata={MTIME_METADATA: str(before.st_mtime_ns)},
+                    extra_metadata={
+                        MTIME_METADATA: str(before.st_mtime_ns),
+                        UPLOAD_TOKEN_METADATA: token,
+                    },
                 )
             )
         except ConflictError as exc:
@@ -510,12 +529,14 @@ class SyncEngine:
 
     # ---- interrupted uploads ---------------------------------------------------------
 
-    def _abort_interrupted_uploads(self) -> None:
-        """Abort multipart uploads of writes this state announced and never finished.
+    def _recover_interrupted_uploads(self) -> None:
+        """Settle the writes this state announced and never recorded (a crash, kill -9).
 
-        Only keys this machine announced (``StateDB.begin_upload``) are touched, and
-        only uploads initiated before this run: another machine's upload under the
-        same prefix is left alone. Best effort: with S3 unreachable, the next run tries.
+        A write whose object S3 holds (its upload token matches) is adopted: its row
+        is recorded, so the next plan neither uploads it again nor takes it for
+        another machine's object. Multipart uploads of the others are aborted; only
+        keys this machine announced are touched, and only uploads initiated before
+        this run. Best effort: with S3 unreachable, the next run tries again.
         """
         leftovers = self.state.uploads(self.fid)
         if not leftovers:
@@ -527,7 +548,43 @@ class SyncEngine:
                 for key, upload_id, initiated in remote.multipart_uploads(bucket, upload.key):
                     if key == upload.key and initiated <= now:
                         remote.abort_upload(bucket, key, upload_id)
-                self.state.end_upload(self.fid, upload.path)
+                if not self._adopt(upload):
+                    self.state.end_upload(self.fid, upload.path)
+
+    def _adopt(self, upload: InFlightUpload) -> bool:
+        """Record ``upload`` as synced if S3 holds its object; False if it does not."""
+        if not upload.token:
+            return False
+        try:
+            head = self.vault.remote.head(self.folder.bucket, upload.key)
+        except NotFoundError:
+            return False
+        if head.metadata.get(UPLOAD_TOKEN_METADATA) != upload.token:
+            return False  # not this write: a later one, or another machine's
+        full = self._local(upload.path)
+        digest = UNKNOWN_HASH
+        try:
+            now = os.stat(full, follow_symlinks=self.folder.follow_symlinks)
+            if (now.st_size, now.st_mtime_ns) == (upload.size, upload.mtime_ns):
+                digest = hash_file(full, follow_symlinks=self.folder.follow_symlinks)
+        except OSError:
+            pass
+        self.state.record_synced(
+            self.fid,
+            SyncedFile(
+                path=upload.path,
+                size=upload.size,
+                # The file changed since (or is gone): an impossible mtime and hash make
+                # the next plan compare it again, conditional on this ETag.
+                mtime_ns=upload.mtime_ns if digest != UNKNOWN_HASH else -1,
+                content_hash=digest,
+                etag=head.etag,
+                key_name=_key_name_of(head.metadata) or self.folder.key,
+                version_id=head.version_id,
+            ),
+        )
+        log.info("%s: adopted %s, uploaded before an interruption", self.fid, upload.path)
+        return True
 
     def _local(self, path: str) -> Path:
         return self.folder.path.joinpath(*path.split("/"))
@@ -571,6 +628,16 @@ def _may_delete(action: DeleteRemote, copied: set[str], tally: _Tally) -> bool:
         return True
     tally.done(action.path)
     return False
+
+
+def _key_name_of(metadata: dict[str, str]) -> str | None:
+    """The master key an object's metadata names (its description), if any."""
+    try:
+        description = json.loads(metadata.get(META_MATDESC, "{}"))
+    except ValueError:
+        return None
+    name = description.get(DESCRIPTION_KEY) if isinstance(description, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _changed_since(path: Path, before: os.stat_result) -> bool:
