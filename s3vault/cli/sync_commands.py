@@ -15,8 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from s3vault.cli.context import AppContext
 from s3vault.cli.object_commands import human_size, key_option
 from s3vault.cli.output import console, emit_json, err_console
-from s3vault.config.sync import FolderSettings, normalise_prefix
+from s3vault.config.sync import FolderSettings, normalise_prefix, parse_rate
 from s3vault.errors import UsageError
+from s3vault.remote.throttle import Throttle
 from s3vault.remote.url import parse_s3_url
 from s3vault.sync.engine import SyncEngine, SyncProgress, SyncReport
 from s3vault.sync.restore import RestoreReport
@@ -88,6 +89,7 @@ Examples:
   s3vault sync ~/Documents s3://my-vault/laptop/documents --dry-run
   s3vault sync ~/Photos s3://my-vault/photos --no-delete --json
   s3vault sync ~/Documents s3://my-vault/laptop/documents --force
+  s3vault sync ~/Videos s3://my-vault/videos --bwlimit 5MiB
 
 Exit codes: 0 in sync, 8 conflicts (another machine changed an object; nothing was
 overwritten), 9 refused by the safety guard (nothing was changed), else the code of
@@ -108,6 +110,12 @@ the first per-file error."""
     show_default=True,
     help="Delete the objects of files deleted locally (mirror), or keep them.",
 )
+@click.option(
+    "--bwlimit",
+    metavar="RATE",
+    help="Upload at most RATE bytes per second (10MiB, 500KB, off); "
+    "default: agent.bandwidth_limit of the config.",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing.")
 @click.option("--force", is_flag=True, help="Run even when the safety guard refuses.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -120,6 +128,7 @@ def sync(
     format_: str | None,
     envelope: str | None,
     delete: bool,
+    bwlimit: str | None,
     dry_run: bool,
     force: bool,
     as_json: bool,
@@ -133,6 +142,14 @@ def sync(
     state database, so the next run uploads only the differences.
     """
     folder = _folder(app, local_dir, target, key_name, format_, envelope, delete)
+    rate = app.config.agent.bandwidth_limit
+    if bwlimit is not None:
+        try:
+            rate = parse_rate(bwlimit)
+        except ValueError as exc:
+            raise UsageError(f"--bwlimit: {exc}") from None
+    if rate:
+        app.vault.remote.throttle = Throttle(rate)
     with StateDB(default_state_path()) as state:
         engine = SyncEngine(folder, app.vault, state)
         with (

@@ -26,6 +26,7 @@ from s3vault.config.model import KmsSettings, S3Settings, TransferSettings
 from s3vault.errors import ConfigError, ConflictError, NotFoundError, RefusedError
 from s3vault.remote.errors import error_code, http_status, s3_errors, translate
 from s3vault.remote.etag import same_etag
+from s3vault.remote.throttle import Throttle
 
 MAX_PARTS = 10_000
 MiB = 1024 * 1024
@@ -134,6 +135,8 @@ class S3Remote:
     kms_settings: KmsSettings = field(default_factory=KmsSettings)
     _client: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    throttle: Throttle | None = None
+    """The upload bandwidth limit (`agent.bandwidth_limit`); None: no limit."""
     # Cleared when the store turns out not to support a conditional DeleteObject.
     _conditional_delete: bool = field(default=True, init=False, repr=False)
 
@@ -215,11 +218,16 @@ class S3Remote:
         *,
         content_type: str = "application/octet-stream",
     ) -> Written:
+        self._take(len(body))
         with s3_errors(s3_url(bucket, key)):
             r = self.client.put_object(
                 Bucket=bucket, Key=key, Body=body, Metadata=metadata, ContentType=content_type
             )
         return Written(etag=r["ETag"], version_id=r.get("VersionId"))
+
+    def _take(self, nbytes: int) -> None:
+        if self.throttle is not None:
+            self.throttle.take(nbytes)
 
     def delete(self, bucket: str, key: str) -> None:
         with s3_errors(s3_url(bucket, key)):
@@ -307,6 +315,7 @@ class S3Remote:
             body = read(total) if callable(read) else read.read(total)
             if before_commit:
                 before_commit()
+            self._take(len(body))
             with s3_errors(s3_url(bucket, key)):
                 r = self.client.put_object(
                     Bucket=bucket, Key=key, Body=body, Metadata=metadata, **extra, **condition
@@ -378,6 +387,7 @@ class S3Remote:
 
         def send(number: int, body: bytes | bytearray, buffer: bytearray | None) -> dict[str, Any]:
             try:
+                self._take(len(body))
                 with s3_errors(what):
                     r = self.client.upload_part(
                         Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
