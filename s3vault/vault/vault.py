@@ -27,6 +27,7 @@ from s3vault.crypto.constants import (
 )
 from s3vault.crypto.content import (
     ContentDecryptor,
+    ContentEncryptor,
     ciphertext_length,
     start_decryption,
     start_encryption,
@@ -50,7 +51,7 @@ from s3vault.errors import (
     S3VaultError,
     UsageError,
 )
-from s3vault.keys.provider import KeyProvider
+from s3vault.keys.provider import EncryptionMaterials, KeyProvider
 from s3vault.remote.s3 import ObjectHead, ObjectSummary, Progress, S3Remote, s3_url
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.streams import EncryptingReader, decrypt_to_file, decrypt_to_stream
@@ -75,6 +76,30 @@ class PutResult:
     @property
     def url(self) -> str:
         return s3_url(self.bucket, self.key)
+
+
+@dataclass(frozen=True)
+class SealedObject:
+    """A small object encrypted in memory (`Vault.seal`): what `Vault.put` would store."""
+
+    key: str
+    body: bytes  # ciphertext followed by the GCM tag
+    metadata: dict[str, str]  # the envelope (or V3's part of it) and the extra metadata
+    instruction: bytes | None  # body of KEY.instruction, written after the object
+    plaintext_size: int
+    format: str
+    location: str
+    key_name: str
+    wrap_algorithm: str
+
+
+@dataclass(frozen=True)
+class _NewObject:
+    content_cipher: str
+    materials: EncryptionMaterials
+    encryptor: ContentEncryptor
+    metadata: dict[str, str]
+    instruction: bytes | None
 
 
 @dataclass(frozen=True)
@@ -135,11 +160,7 @@ class Vault:
         """
         version = version or Version(self.defaults.format)
         location = location or Location(self.defaults.envelope)
-        key_name = key_name or self.defaults.key
-        if key.endswith(INSTRUCTION_SUFFIX):
-            raise UsageError(
-                f"object keys ending in '{INSTRUCTION_SUFFIX}' are reserved for envelopes"
-            )
+        _check_object_key(key)
         with _open_regular_file(local) as (source, size):
             if size > GCM_MAX_PLAINTEXT:
                 raise RefusedError(
@@ -147,36 +168,16 @@ class Vault:
                     f"{GCM_MAX_PLAINTEXT} bytes",
                     hint="Split the file (e.g. with `split -b 32G`) and upload the parts.",
                 )
-            content_cipher = _content_cipher(version)
-            materials = self.keys.encryption_materials(
-                content_cipher, key_name=key_name, context=context or {}
-            )
-            encryptor = start_encryption(version, materials.data_key)
-            envelope = Envelope(
-                version=version,
-                location=location,
-                content_cipher=content_cipher,
-                wrap_algorithm=materials.wrap_algorithm,
-                encrypted_data_key=materials.encrypted_data_key,
-                description=dict(materials.description),
-                iv=encryptor.iv,
-                message_id=encryptor.message_id,
-                commitment=encryptor.commitment,
-                tag_length=GCM_TAG_BYTES * 8,
-            )
-            metadata, instruction = render_envelope(envelope)
-            metadata[UNENCRYPTED_LENGTH] = str(size)
-            _add_extra_metadata(metadata, extra_metadata)
-            check_metadata_size(metadata)
-            body_size = ciphertext_length(size, content_cipher)
-            reader = EncryptingReader(source, size, encryptor)
+            new = self._new_object(size, version, location, key_name, context, extra_metadata)
+            body_size = ciphertext_length(size, new.content_cipher)
+            reader = EncryptingReader(source, size, new.encryptor)
             before = os.fstat(source.fileno())
             written = self.remote.put_stream(
                 bucket,
                 key,
                 reader,
                 body_size,
-                metadata,
+                new.metadata,
                 progress=progress,
                 # Checked after the last byte was read, before the object is committed:
                 # a file that changed meanwhile is never stored torn.
@@ -184,10 +185,8 @@ class Vault:
                 if_match=if_match,
                 if_none_match=if_none_match,
             )
-        if instruction is not None:
-            self.remote.put_bytes(
-                bucket, key + INSTRUCTION_SUFFIX, instruction_file_body(instruction), {}
-            )
+        if new.instruction is not None:
+            self.remote.put_bytes(bucket, key + INSTRUCTION_SUFFIX, new.instruction, {})
         return PutResult(
             bucket=bucket,
             key=key,
@@ -197,8 +196,89 @@ class Vault:
             ciphertext_size=body_size,
             format=version.value,
             location=location.value,
-            key_name=materials.key_name,
+            key_name=new.materials.key_name,
+            wrap_algorithm=new.materials.wrap_algorithm,
+        )
+
+    def seal(
+        self,
+        plaintext: bytes,
+        key: str,
+        *,
+        key_name: str | None = None,
+        version: Version | None = None,
+        location: Location | None = None,
+        context: Mapping[str, str] | None = None,
+        extra_metadata: Mapping[str, str] | None = None,
+    ) -> SealedObject:
+        """Encrypt a small in-memory ``plaintext`` as `put` would store it at ``key``.
+
+        Same data key handling, envelope, metadata (x-amz-unencrypted-content-length,
+        ``extra_metadata``) and checks as `put`; nothing is sent. The caller writes
+        `SealedObject.body` with `SealedObject.metadata` to ``key`` and then, if set,
+        `SealedObject.instruction` to ``key + ".instruction"`` (object first, so a
+        reader never finds an envelope whose object does not exist yet). The whole
+        body is in memory: meant for small files (the sync engine's batch path).
+        """
+        version = version or Version(self.defaults.format)
+        location = location or Location(self.defaults.envelope)
+        _check_object_key(key)
+        size = len(plaintext)
+        if size > GCM_MAX_PLAINTEXT:
+            raise RefusedError(
+                f"{size} bytes are more than one AES-GCM object holds ({GCM_MAX_PLAINTEXT})"
+            )
+        new = self._new_object(size, version, location, key_name, context, extra_metadata)
+        body = new.encryptor.update(plaintext) + new.encryptor.finalize()
+        return SealedObject(
+            key=key,
+            body=body,
+            metadata=new.metadata,
+            instruction=new.instruction,
+            plaintext_size=size,
+            format=version.value,
+            location=location.value,
+            key_name=new.materials.key_name,
+            wrap_algorithm=new.materials.wrap_algorithm,
+        )
+
+    def _new_object(
+        self,
+        size: int,
+        version: Version,
+        location: Location,
+        key_name: str | None,
+        context: Mapping[str, str] | None,
+        extra_metadata: Mapping[str, str] | None,
+    ) -> _NewObject:
+        """A fresh data key, its cipher and the envelope of an object of ``size`` bytes."""
+        content_cipher = _content_cipher(version)
+        materials = self.keys.encryption_materials(
+            content_cipher, key_name=key_name or self.defaults.key, context=context or {}
+        )
+        encryptor = start_encryption(version, materials.data_key)
+        envelope = Envelope(
+            version=version,
+            location=location,
+            content_cipher=content_cipher,
             wrap_algorithm=materials.wrap_algorithm,
+            encrypted_data_key=materials.encrypted_data_key,
+            description=dict(materials.description),
+            iv=encryptor.iv,
+            message_id=encryptor.message_id,
+            commitment=encryptor.commitment,
+            tag_length=GCM_TAG_BYTES * 8,
+        )
+        metadata, instruction = render_envelope(envelope)
+        metadata[UNENCRYPTED_LENGTH] = str(size)
+        _add_extra_metadata(metadata, extra_metadata)
+        check_metadata_size(metadata)
+        return _NewObject(
+            content_cipher=content_cipher,
+            materials=materials,
+            encryptor=encryptor,
+            metadata=metadata,
+            instruction=instruction_file_body(instruction) if instruction is not None else None,
         )
 
     # ---- get -----------------------------------------------------------------------
@@ -351,6 +431,11 @@ def _open_regular_file(path: Path) -> Iterator[tuple[io.BufferedReader, int]]:
         raise NotFoundError(f"{path} does not exist") from None
     except PermissionError:
         raise UsageError(f"{path} cannot be read (permission denied)") from None
+
+
+def _check_object_key(key: str) -> None:
+    if key.endswith(INSTRUCTION_SUFFIX):
+        raise UsageError(f"object keys ending in '{INSTRUCTION_SUFFIX}' are reserved for envelopes")
 
 
 def _add_extra_metadata(metadata: dict[str, str], extra: Mapping[str, str] | None) -> None:
