@@ -230,3 +230,23 @@ def test_separate_folders_are_fine() -> None:
             folder(path="/c", bucket="other"),
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("5MiB", 5 * 1024**2), ("16MB", 16 * 1000**2), ("8M", 8 * 1024**2), (6291456, 6291456)],
+)
+def test_transfer_sizes_take_units(text, expected):
+    from s3vault.config.model import TransferSettings
+
+    assert TransferSettings(part_size=text).part_size == expected
+
+
+@pytest.mark.parametrize("text", ["big", "8MiB/s", "-5MiB", True])
+def test_a_bad_transfer_size_is_refused(text):
+    from pydantic import ValidationError
+
+    from s3vault.config.model import TransferSettings
+
+    with pytest.raises(ValidationError):
+        TransferSettings(part_size=text)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from s3vault.config.sync import AgentSettings, FolderSettings, check_folders
+from s3vault.config.sync import AgentSettings, FolderSettings, Size, check_folders
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -61,12 +61,12 @@ class DefaultsSettings(_Section):
 
 
 class TransferSettings(_Section):
-    multipart_threshold: int = Field(
+    multipart_threshold: Size = Field(
         default=16 * MiB, ge=5 * MiB, description="Objects at least this big use multipart"
     )
-    part_size: int = Field(default=8 * MiB, ge=5 * MiB, description="Multipart part size")
+    part_size: Size = Field(default=8 * MiB, ge=5 * MiB, description="Multipart part size")
     concurrency: int = Field(default=8, ge=1, le=64, description="Parallel part transfers")
-    copy_threshold: int = Field(
+    copy_threshold: Size = Field(
         default=5 * GiB,
         ge=5 * MiB,
         le=5 * GiB,

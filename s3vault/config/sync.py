@@ -94,6 +94,31 @@ def parse_rate(value: object) -> int | None:
     )
 
 
+def parse_size(value: object) -> int:
+    """Bytes from ``16MiB``, ``5MB``, ``8M`` or a plain integer (same units as a rate)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        match = _RATE.fullmatch(value.strip())
+        if match and match.group(2).lower() in _RATE_UNITS and "/" not in value:
+            return int(float(match.group(1)) * _RATE_UNITS[match.group(2).lower()])
+    raise ValueError(f"{value!r} is not a size: write bytes (8388608) or 8MiB, 16MB, 5GiB")
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "examples": ["8MiB", "16MB", "5GiB"]},
+            ]
+        }
+    ),
+]
+
+
 Duration = Annotated[
     int,
     BeforeValidator(parse_duration),
