@@ -49,6 +49,7 @@ from s3vault.errors import (
 )
 from s3vault.remote.errors import translate
 from s3vault.remote.s3 import Written, s3_url
+from s3vault.remote.throttle import Throttle
 
 if TYPE_CHECKING:
     from obstore import PutMode
@@ -132,6 +133,7 @@ class NativeS3:
     credentials come from a boto3 session of ``settings.profile``, so environment
     variables, profiles, SSO and refreshable credentials all work as for boto3.
     Thread-safe: each `put_many` call runs its own event loop in the calling thread.
+    ``throttle`` is the upload bandwidth limit shared with `S3Remote`.
     """
 
     def __init__(
@@ -143,6 +145,7 @@ class NativeS3:
         connect_timeout: float = 10.0,
         timeout: float = 120.0,
         retries: int = 4,
+        throttle: Throttle | None = None,
     ) -> None:
         self.settings = settings
         self.endpoint_url = endpoint_url
@@ -150,6 +153,7 @@ class NativeS3:
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.retries = retries
+        self.throttle = throttle
         self._stores: dict[str, S3Store] = {}
         self._credentials: Boto3CredentialProvider | None = None
         self._ca: str | None = None
@@ -157,12 +161,18 @@ class NativeS3:
 
     @classmethod
     def for_remote(cls, remote: S3Remote) -> NativeS3:
-        """The native path to the same endpoint, region and credentials as ``remote``."""
+        """The native path to the same endpoint, region and credentials as ``remote``,
+        sharing its bandwidth limit."""
         try:
             meta = remote.client.meta
         except BotoCoreError as exc:
             raise translate(exc, "the S3 endpoint") from None
-        return cls(remote.settings, endpoint_url=meta.endpoint_url, region=meta.region_name)
+        return cls(
+            remote.settings,
+            endpoint_url=meta.endpoint_url,
+            region=meta.region_name,
+            throttle=remote.throttle,
+        )
 
     # ---- stores --------------------------------------------------------------------
 
@@ -352,6 +362,9 @@ class NativeS3:
         attributes: dict[str, str] = {"Content-Type": request.content_type}
         attributes.update(request.metadata)
         store = self.store(request.bucket)
+        if self.throttle is not None:
+            # Its wait is a blocking sleep: taken off the loop, other requests go on.
+            await asyncio.to_thread(self.throttle.take, len(request.body))
         try:
             result = await obstore.put_async(
                 store,
