@@ -21,11 +21,14 @@ import pytest
 from s3vault.config.load import load_config
 from s3vault.config.sync import FolderSettings
 from s3vault.crypto.envelope import Location, Version
+from s3vault.errors import ExitCode, UnreachableError, UsageError
 from s3vault.keys.material import generate_key
 from s3vault.keys.store import KeyStore
+from s3vault.remote.native import NativeS3
 from s3vault.sync import batch
 from s3vault.sync.engine import (
     MTIME_METADATA,
+    UNKNOWN_HASH,
     UPLOAD_TOKEN_METADATA,
     SyncEngine,
     SyncProgress,
@@ -190,3 +193,217 @@ def test_objects_are_those_vault_put_writes(
     r = run_cli("get", f"s3://{bucket}/{PREFIX}a.txt", str(out))
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == b"through the batch path"
+
+
+def test_another_writer_is_a_conflict_never_overwritten(
+    root, bucket, vault, state, s3_client, every_batch
+):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "shared.txt", b"mine")
+    write(root, "quiet.txt", b"nobody else touches this")
+    engine.reconcile()
+    synced = state.get(engine.fid, "shared.txt")
+    # Another machine rewrites one object, and writes one where we have a new file.
+    s3_client.put_object(Bucket=bucket, Key=PREFIX + "shared.txt", Body=b"theirs")
+    s3_client.put_object(Bucket=bucket, Key=PREFIX + "new.txt", Body=b"theirs")
+    write(root, "shared.txt", b"mine, edited")
+    write(root, "new.txt", b"mine, new")
+    write(root, "quiet.txt", b"edited here only")
+
+    # Without the listing (an event batch) the writes' conditions decide: HTTP 412.
+    report = engine.reconcile(with_remote_listing=False)
+    assert {c.path for c in report.conflicts} == {"shared.txt", "new.txt"}
+    assert "PreconditionFailed" in report.conflicts[0].reason
+    assert (report.uploaded, report.exit_code) == (1, ExitCode.CONFLICT)
+    for rel in ("shared.txt", "new.txt"):
+        body = s3_client.get_object(Bucket=bucket, Key=PREFIX + rel)["Body"].read()
+        assert body == b"theirs"
+    assert state.get(engine.fid, "shared.txt") == synced  # the row is what we wrote
+    assert state.get(engine.fid, "new.txt") is None
+    assert state.uploads(engine.fid) == []
+    assert decrypted(vault, bucket, "quiet.txt") == b"edited here only"
+
+
+def test_a_file_changing_while_read_is_deferred(
+    root, bucket, vault, state, s3_client, every_batch, monkeypatch
+):
+    engine = make_engine(root, bucket, vault, state)
+    busy = write(root, "busy.txt", b"first version")
+    write(root, "calm.txt", b"calm")
+    real_open = open
+
+    class WrittenWhileRead:
+        """The file object of busy.txt; someone appends between the stat and the read."""
+
+        def __init__(self, f: Any) -> None:
+            self._f = f
+
+        def __enter__(self) -> WrittenWhileRead:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._f.close()
+
+        def fileno(self) -> int:
+            return self._f.fileno()
+
+        def read(self, n: int) -> bytes:
+            with real_open(busy, "ab") as other:
+                other.write(b", and more")
+            return self._f.read(n)
+
+    def open_(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        f = real_open(file, mode, *args, **kwargs)
+        if isinstance(file, int) and os.path.samestat(os.fstat(file), busy.stat()):
+            return WrittenWhileRead(f)
+        return f
+
+    monkeypatch.setattr(batch, "open", open_, raising=False)
+    report = engine.reconcile()
+    assert report.deferred == ["busy.txt"] and report.uploaded == 1 and report.errors == []
+    assert keys(s3_client, bucket) == {PREFIX + "calm.txt"}
+    assert set(state.all(engine.fid)) == {"calm.txt"}
+    assert state.uploads(engine.fid) == []
+    monkeypatch.undo()
+
+    report = engine.reconcile()
+    assert report.uploaded == 1
+    assert decrypted(vault, bucket, "busy.txt") == busy.read_bytes()
+
+
+def test_a_file_changed_after_it_was_read_is_compared_again(
+    root, bucket, vault, state, every_batch, monkeypatch
+):
+    engine = make_engine(root, bucket, vault, state)
+    path = write(root, "late.txt", b"as read")
+    real_seal = vault.seal
+
+    def seal_then_edit(*args: Any, **kwargs: Any) -> Any:
+        sealed = real_seal(*args, **kwargs)
+        path.write_bytes(b"edited after the read, before S3 answered")
+        return sealed
+
+    monkeypatch.setattr(vault, "seal", seal_then_edit)
+    report = engine.reconcile()
+    assert report.uploaded == 1
+    row = state.get(engine.fid, "late.txt")
+    # Stored what was read, and not sure it is the file now: compare again next run.
+    assert (row.mtime_ns, row.content_hash) == (-1, UNKNOWN_HASH)
+    assert decrypted(vault, bucket, "late.txt") == b"as read"
+    monkeypatch.undo()
+    report = engine.reconcile(with_remote_listing=False)  # If-Match the recorded ETag
+    assert (report.uploaded, report.conflicts) == (1, [])
+    assert decrypted(vault, bucket, "late.txt") == path.read_bytes()
+
+
+def test_state_rows_are_written_only_after_s3_confirmed(
+    root, bucket, vault, state, s3_client, every_batch, monkeypatch
+):
+    engine = make_engine(root, bucket, vault, state, envelope="instruction-file")
+    for i in range(30):
+        write(root, f"f{i}.txt", f"file {i}".encode())
+    real_record = state.record_synced
+    checked: list[str] = []
+
+    def record_synced(folder_id: str, file: Any) -> None:
+        key = PREFIX + file.path
+        # S3 already holds this very object, and its instruction file.
+        assert s3_client.head_object(Bucket=bucket, Key=key)["ETag"] == file.etag
+        s3_client.head_object(Bucket=bucket, Key=key + ".instruction")
+        assert [u.path for u in state.uploads(folder_id) if u.path == file.path]  # announced
+        checked.append(file.path)
+        real_record(folder_id, file)
+
+    monkeypatch.setattr(state, "record_synced", record_synced)
+    report = engine.reconcile()
+    assert report.uploaded == 30 and sorted(checked) == sorted(f"f{i}.txt" for i in range(30))
+    assert state.uploads(engine.fid) == []
+
+
+def test_a_missing_instruction_file_leaves_no_row(
+    root, bucket, vault, state, s3_client, every_batch, monkeypatch
+):
+    engine = make_engine(root, bucket, vault, state, envelope="instruction-file")
+    write(root, "a.txt", b"a")
+    real = NativeS3._put_once
+
+    async def refuse_instruction_files(self: NativeS3, request: Any) -> Any:
+        if request.key.endswith(".instruction"):
+            raise UsageError("S3 refused the request (simulated)")
+        return await real(self, request)
+
+    monkeypatch.setattr(NativeS3, "_put_once", refuse_instruction_files)
+    report = engine.reconcile()
+    assert report.uploaded == 0
+    assert [e.path for e in report.errors] == ["a.txt"]
+    assert "without its instruction file" in report.errors[0].message
+    assert state.all(engine.fid) == {} and state.uploads(engine.fid) == []
+
+
+def test_outage_then_convergence(root, bucket, vault, state, s3, s3_client, every_batch):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "kept.txt", b"synced before the outage")
+    engine.reconcile()
+    synced = state.all(engine.fid)
+
+    s3.stop()
+    write(root, "kept.txt", b"edited during the outage")
+    write(root, "new.txt", b"created during the outage")
+    report = engine.reconcile(with_remote_listing=False)
+    assert {e.path for e in report.errors} == {"kept.txt", "new.txt"}
+    assert all(e.exit_code == ExitCode.UNREACHABLE for e in report.errors)
+    assert state.all(engine.fid) == synced  # no row for a failed file
+    assert state.uploads(engine.fid) == []
+    s3.start()
+
+    report = engine.reconcile()
+    assert (report.uploaded, report.errors, report.conflicts) == (2, [], [])
+    rows = state.all(engine.fid)
+    for rel in ("kept.txt", "new.txt"):
+        assert decrypted(vault, bucket, rel) == (root / rel).read_bytes()
+        head = s3_client.head_object(Bucket=bucket, Key=PREFIX + rel)
+        assert head["ETag"] == rows[rel].etag
+    assert engine.reconcile().planned == {}
+
+
+def test_transient_errors_are_retried(root, bucket, vault, state, every_batch, monkeypatch):
+    engine = make_engine(root, bucket, vault, state)
+    for i in range(10):
+        write(root, f"f{i}.txt", b"x" * i)
+    real = NativeS3._put_once
+    failed: set[str] = set()
+
+    async def flaky(self: NativeS3, request: Any) -> Any:
+        if request.key not in failed:  # every key fails once
+            failed.add(request.key)
+            raise UnreachableError("S3 failed (503)")
+        return await real(self, request)
+
+    monkeypatch.setattr(NativeS3, "_put_once", flaky)
+    report = engine.reconcile()
+    assert (report.uploaded, report.errors) == (10, [])
+    assert len(failed) == 10
+
+
+def test_files_that_grew_or_odd_names_take_the_per_file_path(
+    root, bucket, vault, state, s3_client, every_batch, monkeypatch
+):
+    monkeypatch.setattr(batch, "SMALL_FILE_LIMIT", 1000)
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "grows.txt", b"small at the scan")
+    write(root, "small.txt", b"small")
+    write(root, "tab\there.txt", b"a name object_store cannot address")
+    real_split = batch.split_uploads
+
+    def split_then_grow(*args: Any) -> Any:
+        routed = real_split(*args)
+        write(root, "grows.txt", os.urandom(5000))
+        return routed
+
+    monkeypatch.setattr(batch, "split_uploads", split_then_grow)
+    puts = boto3_puts(vault)
+    report = engine.reconcile()
+    assert (report.uploaded, report.errors, report.deferred) == (3, [], [])
+    assert sorted(puts) == [PREFIX + "grows.txt", PREFIX + "tab\there.txt"]
+    assert decrypted(vault, bucket, "grows.txt") == (root / "grows.txt").read_bytes()
+    assert decrypted(vault, bucket, "tab\there.txt") == b"a name object_store cannot address"
