@@ -94,9 +94,8 @@ class PutRequest:
     def __post_init__(self) -> None:
         if self.if_match is not None and self.if_none_match:
             raise ValueError("if_match and if_none_match exclude each other")
-        reserved = [name for name in self.metadata if name.lower() in _CONTENT_ATTRIBUTES]
-        if reserved:
-            raise ValueError(f"user metadata may not be named {reserved[0]!r}")
+        if not _CONTENT_ATTRIBUTES.isdisjoint(map(str.lower, self.metadata)):
+            raise ValueError(f"user metadata may not use the names {sorted(_CONTENT_ATTRIBUTES)}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,8 @@ from s3vault.sync.state import InFlightUpload
 
 MiB = 1024 * 1024
 SMALL_FILE_LIMIT = 1 * MiB
-"""Files up to this size take the batch path; at most `IN_FLIGHT` of them are in memory."""
+"""Files up to this size take the batch path. At most `IN_FLIGHT` + `ANNOUNCE_GROUP`
+sealed bodies are in memory at once (96 MiB at worst; 4 KiB files: under 1 MiB)."""
 MIN_BATCH = 16
 """Fewer small uploads than this go the per-file way: a watcher's batch of a few
 files gains nothing from starting the native client."""
@@ -264,6 +265,7 @@ class _Batch:
                         etag=f.written.etag,
                         key_name=job.key_name,
                         version_id=f.written.version_id,
+                        token=job.token,
                     ),
                 )
         for f in finished:
