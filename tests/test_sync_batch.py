@@ -407,3 +407,17 @@ def test_files_that_grew_or_odd_names_take_the_per_file_path(
     assert sorted(puts) == [PREFIX + "grows.txt", PREFIX + "tab\there.txt"]
     assert decrypted(vault, bucket, "grows.txt") == (root / "grows.txt").read_bytes()
     assert decrypted(vault, bucket, "tab\there.txt") == b"a name object_store cannot address"
+
+
+def test_no_s3_client_is_a_per_file_error(root, bucket, keyring_service, state, every_batch):
+    KeyStore(service=keyring_service).put(generate_key("sync-key"))
+    config = load_config()
+    config = config.model_copy(update={"s3": config.s3.model_copy(update={"profile": "absent"})})
+    vault = build_vault(config, keystore_factory=lambda: KeyStore(service=keyring_service))
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "a.txt", b"a")
+    write(root, "b.txt", b"b")
+    report = engine.reconcile(with_remote_listing=False)
+    assert sorted(e.path for e in report.errors) == ["a.txt", "b.txt"]
+    assert all(e.exit_code == ExitCode.USAGE and "profile" in e.message for e in report.errors)
+    assert state.all(engine.fid) == {} and state.uploads(engine.fid) == []

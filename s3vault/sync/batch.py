@@ -132,7 +132,13 @@ class _Batch:
         self._flushed_at = time.monotonic()
 
     def run(self, actions: Sequence[Upload]) -> None:
-        native = NativeS3.for_remote(self.vault.remote)
+        try:
+            native = NativeS3.for_remote(self.vault.remote)
+        except S3VaultError as exc:  # no S3 client at all (a missing profile, say)
+            for action in actions:
+                error = PathError(action.path, exc.message, int(exc.exit_code))
+                self._report(action.path, lambda r, e=error: r.errors.append(e))
+            return
         try:
             native.put_many(
                 self._requests(actions),
