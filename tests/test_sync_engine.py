@@ -492,3 +492,62 @@ def test_an_object_of_another_writer_is_not_adopted(
     assert [c.path for c in report.conflicts] == ["doc.txt"]
     assert state.get(engine.fid, "doc.txt") is None and state.uploads(engine.fid) == []
     assert s3_client.get_object(Bucket=bucket, Key=PREFIX + "doc.txt")["Body"].read() == b"theirs"
+
+
+@pytest.mark.parametrize("mode", ["rewrap", "reencrypt"])
+def test_a_rotated_object_is_relearned_not_a_conflict(
+    root, bucket, vault, state, s3_client, run_cli, keyring_service, mode
+):
+    engine = make_engine(root, bucket, vault, state)
+    for n in range(3):
+        write(root, f"f{n}.txt", f"file {n}".encode())
+    assert engine.reconcile().uploaded == 3
+    assert run_cli("key", "generate", "rotated-key").returncode == 0
+    extra = ["--reencrypt"] if mode == "reencrypt" else []
+    r = run_cli(
+        "rotate", f"s3://{bucket}/{PREFIX}", "--recursive", "--to-key", "rotated-key", *extra
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    changed = {
+        f"f{n}.txt"
+        for n in range(3)
+        if s3_client.head_object(Bucket=bucket, Key=f"{PREFIX}f{n}.txt")["ETag"].strip('"')
+        != state.get(engine.fid, f"f{n}.txt").etag.strip('"')
+    }
+    if mode == "reencrypt":
+        assert len(changed) == 3  # new ciphertext, new ETags
+
+    # A run with the listing learns the new ETags; nothing is a conflict or re-uploaded.
+    report = engine.reconcile()
+    assert (report.conflicts, report.uploaded, report.relearned) == ([], 0, len(changed))
+    for n in range(3):
+        head = s3_client.head_object(Bucket=bucket, Key=f"{PREFIX}f{n}.txt")
+        row = state.get(engine.fid, f"f{n}.txt")
+        assert row.etag.strip('"') == head["ETag"].strip('"')
+        # S3 keeps the ETag of a re-wrap copy (same bytes); a relearned row learns the key.
+        assert row.key_name == ("rotated-key" if f"f{n}.txt" in changed else "sync-key")
+
+    # An event batch (no listing) after another rotation: the conditional write fails
+    # with 412, the row is relearned, and the write goes through on the new ETag.
+    r = run_cli(
+        "rotate", f"s3://{bucket}/{PREFIX}", "--recursive", "--to-key", "sync-key", "--reencrypt"
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    write(root, "f0.txt", b"edited after the rotation")
+    report = engine.reconcile(paths=["f0.txt"], with_remote_listing=False)
+    assert (report.conflicts, report.uploaded) == ([], 1)
+    assert decrypted(vault, bucket, "f0.txt") == b"edited after the rotation"
+
+
+def test_another_writers_object_is_still_a_conflict_after_relearning(
+    root, bucket, vault, state, s3_client
+):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "a.txt", b"mine")
+    engine.reconcile()
+    # Another machine writes the path, copying our metadata but not our token.
+    head = s3_client.head_object(Bucket=bucket, Key=PREFIX + "a.txt")
+    metadata = dict(head["Metadata"], **{"s3vault-upload": "someone-else"})
+    s3_client.put_object(Bucket=bucket, Key=PREFIX + "a.txt", Body=b"theirs", Metadata=metadata)
+    report = engine.reconcile()
+    assert [c.path for c in report.conflicts] == ["a.txt"] and report.relearned == 0

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -286,3 +287,23 @@ def test_kill_9_during_commits_loses_no_acknowledged_row(tmp_path: Path) -> None
     # Every row reported committed is there; at most the ones in flight beyond it.
     assert all(f"f{i:05}" in rows for i in range(acknowledged + 1))
     assert all(r.content_hash == f"sha-{r.size}" for r in rows.values())
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+    from s3vault.sync.state import _SCHEMA_V1
+
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path)
+    for statement in _SCHEMA_V1:
+        raw.execute(statement)
+    raw.execute("INSERT INTO files VALUES ('f', 'a.txt', 1, 2, 'sha', '\"e\"', NULL, 'k', 3.0)")
+    raw.execute("PRAGMA user_version=1")
+    raw.commit()
+    raw.close()
+    with StateDB(path) as state:
+        assert state.get("f", "a.txt") == SyncedFile("a.txt", 1, 2, "sha", '"e"', "k", None, 3.0)
+        state.record_synced("f", replace(state.get("f", "a.txt"), token="t0k"))
+        assert state.get("f", "a.txt").token == "t0k"
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    raw.close()

@@ -176,6 +176,12 @@ def _print_sync(report: SyncReport) -> None:
             f"{len(report.errors)} errors in {report.duration:.1f} s",
             highlight=False,
         )
+        if report.relearned:
+            console.print(
+                f"{report.relearned} objects were re-written with the same content "
+                "(key rotation): the state learned their new ETags",
+                highlight=False,
+            )
     if report.forced:
         err_console.print(f"warning: {report.forced}", markup=False, highlight=False)
     for conflict in report.conflicts:

@@ -136,8 +136,7 @@ class _Batch:
             native = NativeS3.for_remote(self.vault.remote)
         except S3VaultError as exc:  # no S3 client at all (a missing profile, say)
             for action in actions:
-                error = PathError(action.path, exc.message, int(exc.exit_code))
-                self._report(action.path, lambda r, e=error: r.errors.append(e))
+                self._report_error(action.path, exc)
             return
         try:
             native.put_many(
@@ -201,8 +200,7 @@ class _Batch:
                 },
             )
         except S3VaultError as exc:
-            error = PathError(path, exc.message, int(exc.exit_code))
-            self._report(path, lambda r: r.errors.append(error))
+            self._report_error(path, exc)
             return None
         bucket = self.folder.bucket
         then = None
@@ -293,12 +291,15 @@ class _Batch:
             issue = PathIssue(path, f.conflict)
             self._report(path, lambda r: r.conflicts.append(issue))
         elif f.error is not None:
-            error = PathError(path, f.error.message, int(f.error.exit_code))
-            self._report(path, lambda r: r.errors.append(error))
+            self._report_error(path, f.error)
 
     def _report(self, path: str, change: Callable[[SyncReport], None]) -> None:
         self.tally.update(change)
         self.tally.done(path)
+
+    def _report_error(self, path: str, exc: S3VaultError) -> None:
+        error = PathError(path, exc.message, int(exc.exit_code))
+        self._report(path, lambda r: r.errors.append(error))
 
 
 def _read_whole(path: Path, *, follow_symlinks: bool) -> tuple[bytes, os.stat_result]:

@@ -18,7 +18,7 @@ rules of docs/sync.md ("Executing a plan"):
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import logging
 import os
 import secrets
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from s3vault.config.sync import FolderSettings
-from s3vault.crypto.constants import GCM_TAG_BYTES, INSTRUCTION_SUFFIX, META_MATDESC
-from s3vault.crypto.envelope import Location, Version
+from s3vault.crypto.constants import GCM_TAG_BYTES, INSTRUCTION_SUFFIX
+from s3vault.crypto.envelope import Location, Version, parse_envelope
 from s3vault.errors import (
     ConflictError,
     ExitCode,
@@ -43,6 +43,7 @@ from s3vault.errors import (
     UnreachableError,
 )
 from s3vault.keys.provider import DESCRIPTION_KEY
+from s3vault.remote.etag import same_etag
 from s3vault.sync.guard import FORCE, guard
 from s3vault.sync.ignore import IgnoreRules
 from s3vault.sync.model import (
@@ -124,6 +125,7 @@ class SyncReport:
     deleted: int = 0
     touched: int = 0
     forgotten: int = 0
+    relearned: int = 0  # objects re-written with the same plaintext (key rotation)
     skipped: int = 0  # symlinks, special files, names that are not UTF-8
     conflicts: list[PathIssue] = field(default_factory=list)
     errors: list[PathError] = field(default_factory=list)
@@ -246,6 +248,11 @@ class SyncEngine:
             remote = remote_index(listing, self.folder)
             if paths:
                 remote = _under(remote, paths)
+            if not dry_run:
+                relearned = self._relearn_rewritten(rows, remote)
+                all_rows.update(relearned)
+                rows.update(relearned)
+                report.relearned = len(relearned)
 
         plan = make_plan(
             found.files,
@@ -359,7 +366,7 @@ class SyncEngine:
     def _upload(self, action: Upload, file: LocalFile, tally: _Tally) -> None:
         self._guarded(action.path, tally, lambda: self._upload_once(action, tally))
 
-    def _upload_once(self, action: Upload, tally: _Tally) -> None:
+    def _upload_once(self, action: Upload, tally: _Tally, *, relearned: bool = False) -> None:
         path = action.path
         full = self._local(path)
         key = self.folder.key_for(path)
@@ -401,6 +408,15 @@ class SyncEngine:
                 # Changed (or removed) while it was read: nothing was stored.
                 tally.update(lambda r: r.deferred.append(path))
             else:
+                retry_allowed = not relearned and action.expected_etag
+                row = self.state.get(self.fid, path) if retry_allowed else None
+                new = self._relearn(row) if row is not None and row.token else None
+                if new is not None:
+                    # Re-written with the same content since (key rotation): the write
+                    # is this machine's to make, conditional on the new ETag.
+                    retry = dataclasses.replace(action, expected_etag=new.etag)
+                    self._upload_once(retry, tally, relearned=True)
+                    return
                 # HTTP 412: another writer's object is there. Never overwrite it.
                 tally.update(lambda r: r.conflicts.append(PathIssue(path, reason)))
             tally.done(path)
@@ -427,6 +443,7 @@ class SyncEngine:
                 etag=result.etag,
                 key_name=result.key_name,
                 version_id=result.version_id,
+                token=token,
             ),
         )
 
@@ -485,6 +502,7 @@ class SyncEngine:
                     etag=written.etag,
                     key_name=source.key_name,
                     version_id=written.version_id,
+                    token=source.token,  # the copy carries the source's metadata
                 ),
             )
             with tally.lock:
@@ -528,6 +546,53 @@ class SyncEngine:
         self._guarded(action.path, tally, work)
 
     # ---- interrupted uploads ---------------------------------------------------------
+
+    def _relearn_rewritten(
+        self, rows: dict[str, SyncedFile], remote: dict[str, RemoteObject]
+    ) -> dict[str, SyncedFile]:
+        """Rows whose object has a new ETag but still carries this machine's upload token.
+
+        Key rotation re-writes objects in place (a new envelope, or a re-encryption of
+        the same plaintext) and keeps their other metadata: the ETag changes, the
+        token stays. Such an object is still the file as this machine uploaded it, not
+        another machine's write; its row learns the new ETag (and key) instead of the
+        path being reported as a conflict. One HEAD per such object, once.
+        """
+        stale = [
+            row
+            for path, row in rows.items()
+            if row.token
+            and (obj := remote.get(path)) is not None
+            and not same_etag(obj.etag, row.etag)
+        ]
+        learned: dict[str, SyncedFile] = {}
+
+        def relearn(row: SyncedFile) -> None:
+            with contextlib.suppress(S3VaultError):  # unknown: the plan reports it
+                new = self._relearn(row)
+                if new is not None:
+                    learned[row.path] = new
+
+        self._run_all(stale, relearn)
+        return learned
+
+    def _relearn(self, row: SyncedFile) -> SyncedFile | None:
+        """``row`` with its object's current ETag if the object still has its token."""
+        try:
+            head = self.vault.remote.head(self.folder.bucket, self.folder.key_for(row.path))
+        except NotFoundError:
+            return None
+        if head.metadata.get(UPLOAD_TOKEN_METADATA) != row.token:
+            return None
+        new = dataclasses.replace(
+            row,
+            etag=head.etag,
+            version_id=head.version_id,
+            key_name=_key_name_of(head.metadata) or row.key_name,
+        )
+        self.state.record_synced(self.fid, new)
+        log.info("%s: %s was re-written with the same content (key rotation)", self.fid, row.path)
+        return new
 
     def _recover_interrupted_uploads(self) -> None:
         """Settle the writes this state announced and never recorded (a crash, kill -9).
@@ -581,6 +646,7 @@ class SyncEngine:
                 etag=head.etag,
                 key_name=_key_name_of(head.metadata) or self.folder.key,
                 version_id=head.version_id,
+                token=upload.token,
             ),
         )
         log.info("%s: adopted %s, uploaded before an interruption", self.fid, upload.path)
@@ -631,12 +697,13 @@ def _may_delete(action: DeleteRemote, copied: set[str], tally: _Tally) -> bool:
 
 
 def _key_name_of(metadata: dict[str, str]) -> str | None:
-    """The master key an object's metadata names (its description), if any."""
+    """The master key an object's envelope names (its description), if it is in the
+    metadata; None for an instruction-file envelope or metadata that is no envelope."""
     try:
-        description = json.loads(metadata.get(META_MATDESC, "{}"))
-    except ValueError:
+        envelope = parse_envelope(metadata)
+    except S3VaultError:
         return None
-    name = description.get(DESCRIPTION_KEY) if isinstance(description, dict) else None
+    name = envelope.description.get(DESCRIPTION_KEY)
     return name if isinstance(name, str) else None
 
 

@@ -40,6 +40,8 @@ class SyncedFile:
     key_name: str
     version_id: str | None = None
     synced_at: float = field(default_factory=time.time)
+    token: str | None = None
+    """The upload token the object carries (``s3vault-upload``), if it was recorded."""
 
 
 @dataclass(frozen=True, slots=True)

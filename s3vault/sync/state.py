@@ -38,7 +38,7 @@ import platformdirs
 from s3vault.errors import S3VaultError
 from s3vault.sync.model import RootIdentity, SyncedFile
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = (
     """
@@ -81,24 +81,32 @@ _SCHEMA_V1 = (
     """,
 )
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1}
+# v2: the upload token the object carries (`s3vault-upload` metadata). A rewrite that
+# keeps the plaintext (key rotation) keeps it too, so a changed ETag with the same token
+# is this machine's object, re-wrapped, not another machine's write.
+_SCHEMA_V2 = ("ALTER TABLE files ADD COLUMN token TEXT",)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 # Columns in the order of SyncedFile's fields, so a row unpacks into one.
 _SELECT_FILES = (
-    "SELECT path, size, mtime_ns, content_hash, etag, key_name, version_id, synced_at "
+    "SELECT path, size, mtime_ns, content_hash, etag, key_name, version_id, synced_at, "
+    "token "
     "FROM files WHERE folder_id=?"
 )
 _SELECT_FILE = (
-    "SELECT path, size, mtime_ns, content_hash, etag, key_name, version_id, synced_at "
+    "SELECT path, size, mtime_ns, content_hash, etag, key_name, version_id, synced_at, "
+    "token "
     "FROM files WHERE folder_id=? AND path=?"
 )
 _SELECT_BY_HASH = (
-    "SELECT path, size, mtime_ns, content_hash, etag, key_name, version_id, synced_at "
+    "SELECT path, size, mtime_ns, content_hash, etag, key_name, version_id, synced_at, "
+    "token "
     "FROM files WHERE folder_id=? AND content_hash=? ORDER BY path"
 )
 _UPSERT_FILE = (
     "INSERT OR REPLACE INTO files (folder_id, path, size, mtime_ns, content_hash, etag, "
-    "key_name, version_id, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "key_name, version_id, synced_at, token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -254,6 +262,7 @@ class StateDB:
                     file.key_name,
                     file.version_id,
                     file.synced_at,
+                    file.token,
                 ),
             )
             self._sql("DELETE FROM uploads WHERE folder_id=? AND path=?", (folder_id, file.path))
