@@ -421,3 +421,30 @@ def test_no_s3_client_is_a_per_file_error(root, bucket, keyring_service, state, 
     assert sorted(e.path for e in report.errors) == ["a.txt", "b.txt"]
     assert all(e.exit_code == ExitCode.USAGE and "profile" in e.message for e in report.errors)
     assert state.all(engine.fid) == {} and state.uploads(engine.fid) == []
+
+
+def test_a_rotated_object_is_relearned_and_written_again(
+    root, bucket, vault, state, s3_client, run_cli, every_batch
+):
+    engine = make_engine(root, bucket, vault, state)
+    for n in range(20):
+        write(root, f"f{n:02}.txt", f"file {n}".encode())
+    assert engine.reconcile().uploaded == 20
+    r = run_cli("key", "generate", "rotated-key")
+    assert r.returncode == 0, r.stderr.decode()
+    r = run_cli(
+        "rotate", f"s3://{bucket}/{PREFIX}", "--recursive", "--to-key", "rotated-key", "--reencrypt"
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    for n in range(20):
+        write(root, f"f{n:02}.txt", f"file {n}, edited after the rotation".encode())
+
+    # No listing (an event batch): every conditional write fails with 412 first.
+    report = engine.reconcile(with_remote_listing=False)
+    assert (report.conflicts, report.errors, report.uploaded) == ([], [], 20)
+    for n in range(20):
+        rel = f"f{n:02}.txt"
+        assert decrypted(vault, bucket, rel) == f"file {n}, edited after the rotation".encode()
+        head = s3_client.head_object(Bucket=bucket, Key=PREFIX + rel)
+        assert state.get(engine.fid, rel).etag == head["ETag"]
+    assert state.uploads(engine.fid) == []

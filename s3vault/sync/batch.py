@@ -13,11 +13,16 @@ streaming path (`Vault.put` over boto3). The rules are the engine's, file by fil
 - a write is announced (`StateDB.begin_upload`) before its first byte goes out, and
   the state row is written only after S3 confirmed the object (and its instruction
   file); both in transactions of many rows;
-- S3 unreachable: each request is retried like `SyncEngine._retrying` does.
+- S3 unreachable: each request is retried like `SyncEngine._retrying` does;
+- a 412 on a changed file whose object still carries this machine's upload token
+  (key rotation re-wrote it) relearns the row and writes again, once, as the per-file
+  path does.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import os
 import secrets
@@ -102,6 +107,7 @@ class _TooBig(Exception):
 class _Job:
     """A file on its way: what its row needs once S3 confirmed (not its bytes)."""
 
+    action: Upload
     path: str
     full: Path
     before: os.stat_result
@@ -116,6 +122,7 @@ class _Finished:
     written: Written | None = None  # stored: record the row
     deferred: bool = False
     conflict: str | None = None
+    rotated: bool = False  # the 412 may be our own object, re-written by key rotation
     error: S3VaultError | None = None
 
 
@@ -128,6 +135,7 @@ class _Batch:
         self.fid = engine.fid
         self.tally = tally
         self.too_big: list[Upload] = []
+        self._rotated: list[_Finished] = []
         self._finished: list[_Finished] = []
         self._flushed_at = time.monotonic()
 
@@ -149,6 +157,20 @@ class _Batch:
         finally:
             # Also after an error: what S3 confirmed gets its row.
             self._flush()
+        for f in self._rotated:
+            self.engine._guarded(f.job.path, self.tally, functools.partial(self._after_rotation, f))
+
+    def _after_rotation(self, f: _Finished) -> None:
+        """A 412 on a changed file: as `SyncEngine._upload_once`, relearn the row once if
+        the object still carries this machine's token, and write again on its new ETag."""
+        row = self.state.get(self.fid, f.job.path)
+        new = self.engine._relearn(row) if row is not None and row.token else None
+        if new is None:
+            issue = PathIssue(f.job.path, f.conflict or "")
+            self._report(f.job.path, lambda r: r.conflicts.append(issue))
+            return
+        retry = dataclasses.replace(f.job.action, expected_etag=new.etag)
+        self.engine._upload_once(retry, self.tally, relearned=True)
 
     # ---- reading and sealing ---------------------------------------------------------
 
@@ -214,7 +236,9 @@ class _Batch:
             if_match=action.expected_etag,
             if_none_match=action.if_none_match,
             then=then,
-            tag=_Job(path, full, before, hashlib.sha256(data).hexdigest(), sealed.key_name, token),
+            tag=_Job(
+                action, path, full, before, hashlib.sha256(data).hexdigest(), sealed.key_name, token
+            ),
         )
 
     # ---- outcomes --------------------------------------------------------------------
@@ -233,8 +257,10 @@ class _Batch:
             if _changed_since(job.full, job.before):
                 finished = _Finished(job, deferred=True)  # changed meanwhile: try again later
             else:
-                # HTTP 412: another writer's object is there. Never overwrite it.
-                finished = _Finished(job, conflict=error.message)
+                # HTTP 412: another writer's object is there, or ours re-written by
+                # key rotation (checked once the batch is done). Never overwrite it.
+                rotated = job.action.expected_etag is not None
+                finished = _Finished(job, conflict=error.message, rotated=rotated)
         else:
             finished = _Finished(job, error=error)
         self._finished.append(finished)
@@ -287,6 +313,8 @@ class _Batch:
             self.tally.done(path, size)
         elif f.deferred:
             self._report(path, lambda r: r.deferred.append(path))
+        elif f.rotated:
+            self._rotated.append(f)  # reported after the batch (see `run`)
         elif f.conflict is not None:
             issue = PathIssue(path, f.conflict)
             self._report(path, lambda r: r.conflicts.append(issue))
