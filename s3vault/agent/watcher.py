@@ -335,11 +335,9 @@ class SyncLoop:
             self.status.progress(fid, **progress_fields(p))
 
         try:
-            # One keyring read per key per run; a key replaced meanwhile is seen next run.
-            with run.engine.vault.keys.remembering_keys():
-                report = run.engine.reconcile(
-                    paths=job.paths, with_remote_listing=job.with_remote_listing, progress=progress
-                )
+            report = run.engine.reconcile(
+                paths=job.paths, with_remote_listing=job.with_remote_listing, progress=progress
+            )
         except UnreachableError as exc:
             self._failed(run, job, "offline", exc, retry=True)
         except RefusedError as exc:

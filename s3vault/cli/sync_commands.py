@@ -152,10 +152,7 @@ def sync(
         app.vault.remote.throttle = Throttle(rate)
     with StateDB(default_state_path()) as state:
         engine = SyncEngine(folder, app.vault, state)
-        with (
-            _progress_bar(f"syncing {folder.path.name}") as update,
-            app.vault.keys.remembering_keys(),
-        ):
+        with _progress_bar(f"syncing {folder.path.name}") as update:
             report = engine.reconcile(force=force, dry_run=dry_run, progress=update)
     if as_json:
         emit_json(report.to_json())

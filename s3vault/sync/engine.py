@@ -220,7 +220,28 @@ class SyncEngine:
         Raises `SyncRefused` when the guard refuses the plan (nothing changed), and
         an S3VaultError when the run cannot start (S3 unreachable for the listing);
         per-file failures end up in the report instead.
+
+        A run reads each master key from the keyring once; the next run reads it
+        again, so a long-running agent picks up a replaced key.
         """
+        with self.vault.keys.remembering_keys():
+            return self._reconcile(
+                paths=paths,
+                force=force,
+                dry_run=dry_run,
+                with_remote_listing=with_remote_listing,
+                progress=progress,
+            )
+
+    def _reconcile(
+        self,
+        *,
+        paths: Collection[str] | None,
+        force: bool,
+        dry_run: bool,
+        with_remote_listing: bool,
+        progress: Callable[[SyncProgress], None] | None,
+    ) -> SyncReport:
         started = time.monotonic()
         root = self.folder.path
         report = SyncReport(folder=self.fid, dry_run=dry_run)
