@@ -23,11 +23,16 @@ from s3vault.cli.object_commands import envelope_table, human_size, listing_tabl
 from s3vault.cli.output import console
 from s3vault.cli.progress import transfer_progress
 from s3vault.config.model import Config, KeyringSettings, S3Settings
+from s3vault.config.sync import FolderSettings
 from s3vault.crypto.envelope import Location, Version
 from s3vault.keys.material import GenerateType, generate_key
 from s3vault.keys.store import KeyStore
+from s3vault.sync.engine import SyncEngine, SyncReport
+from s3vault.sync.restore import restore as restore_folder
 from s3vault.sync.scan import hash_file
+from s3vault.sync.state import StateDB
 from s3vault.vault.factory import build_vault
+from s3vault.vault.vault import Vault
 
 DEMO_BUCKET = "s3vault-demo"
 DEMO_KEYRING_SERVICE = "s3vault-demo"
@@ -178,9 +183,57 @@ def demo(serve: bool, data_dir: Path | None) -> None:
                 if not same:
                     raise click.ClickException(f"round trip of {item.name} failed")
 
+        console.rule("6. Keep the folder in sync (what `s3vault agent` does on every change)")
+        _demo_sync(vault, folder, base / "state.db")
+
         console.rule("Done")
         if serve:
             _serve(s3.env(), s3.endpoint_url, base / "demo.env")
+
+
+def _demo_sync(vault: Vault, folder: Path, state_path: Path) -> None:
+    """Sync the demo folder, change it as a user would, sync again, restore it."""
+    settings = FolderSettings(
+        path=folder, bucket=DEMO_BUCKET, prefix="synced", key="demo-aes", delete="mirror"
+    )
+    with StateDB(state_path) as state:
+        engine = SyncEngine(settings, vault, state)
+        report = engine.reconcile()
+        console.print(f"  first run:  {_summary(report)}", highlight=False)
+        journal = folder / "journal"
+        journal.mkdir(exist_ok=True)
+        entry = journal / f"{time.strftime('%Y-%m-%d-%H%M%S')}.md"
+        entry.write_text("A new entry: only this file is uploaded.\n", encoding="utf-8")
+        report = engine.reconcile()
+        console.print(
+            f"  after adding {entry.relative_to(folder)}: {_summary(report)}", highlight=False
+        )
+        moved = journal / "archive" / entry.name
+        moved.parent.mkdir(exist_ok=True)
+        entry.rename(moved)
+        report = engine.reconcile()
+        console.print(
+            f"  after moving it to {moved.relative_to(folder)}: {_summary(report)} "
+            "(a server-side copy, no re-upload)",
+            highlight=False,
+        )
+    with tempfile.TemporaryDirectory(prefix="s3vault-demo-restore-") as out:
+        restored = restore_folder(vault, DEMO_BUCKET, settings.prefix, Path(out))
+        same = all(
+            hash_file(Path(out) / rel) == hash_file(folder / rel)
+            for rel in (p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+        )
+        mark = "[green]identical to the folder[/]" if same else "[red]DIFFERENT[/]"
+        console.print(f"  restore of s3://{DEMO_BUCKET}/synced/: {restored.restored} files, {mark}")
+        if not same or restored.errors:
+            raise click.ClickException("the restored folder differs from the demo folder")
+
+
+def _summary(report: SyncReport) -> str:
+    return (
+        f"{report.uploaded} uploaded, {report.copied} renamed, {report.deleted} deleted "
+        f"in {report.duration:.1f} s"
+    )
 
 
 def _serve(env: dict[str, str], endpoint: str, env_file: Path) -> None:

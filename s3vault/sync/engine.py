@@ -121,7 +121,7 @@ class SyncReport:
     folder: str
     dry_run: bool = False
     uploaded: int = 0
-    copied: int = 0
+    copied: int = 0  # renames and moves: a server-side copy, then the old object goes
     deleted: int = 0
     touched: int = 0
     forgotten: int = 0
@@ -559,9 +559,11 @@ class SyncEngine:
                 return
             if self._retrying(lambda: remote.exists(bucket, key + INSTRUCTION_SUFFIX)):
                 self._retrying(lambda: remote.delete(bucket, key + INSTRUCTION_SUFFIX))
-            # A rename's row was recorded under the new name by the copy already.
+            # A rename's row was recorded under the new name by the copy already; it
+            # counts as `copied` (renamed), not as a deleted file.
             self.state.forget(self.fid, action.path)
-            tally.update(lambda r: setattr(r, "deleted", r.deleted + 1))
+            if action.renamed_to is None:
+                tally.update(lambda r: setattr(r, "deleted", r.deleted + 1))
             tally.done(action.path)
 
         self._guarded(action.path, tally, work)
