@@ -151,7 +151,7 @@ def sync(
     if rate:
         app.vault.remote.throttle = Throttle(rate)
     with StateDB(default_state_path()) as state:
-        engine = SyncEngine(folder, app.vault, state)
+        engine = SyncEngine(folder, app.vault, state, workers=app.config.agent.workers)
         with _progress_bar(f"syncing {folder.path.name}") as update:
             report = engine.reconcile(force=force, dry_run=dry_run, progress=update)
     if as_json:

@@ -26,6 +26,7 @@ from s3vault.config.model import KmsSettings, S3Settings, TransferSettings
 from s3vault.errors import ConfigError, ConflictError, NotFoundError, RefusedError
 from s3vault.remote.errors import error_code, http_status, s3_errors, translate
 from s3vault.remote.etag import same_etag
+from s3vault.remote.memory import UploadMemory
 from s3vault.remote.throttle import Throttle
 
 MAX_PARTS = 10_000
@@ -137,6 +138,7 @@ class S3Remote:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     throttle: Throttle | None = None
     """The upload bandwidth limit (`agent.bandwidth_limit`); None: no limit."""
+    _memory: UploadMemory | None = field(default=None, init=False, repr=False)
     # Cleared when the store turns out not to support a conditional DeleteObject.
     _conditional_delete: bool = field(default=True, init=False, repr=False)
 
@@ -268,6 +270,15 @@ class S3Remote:
 
     # ---- streaming upload ----------------------------------------------------------
 
+    @property
+    def memory(self) -> UploadMemory:
+        """The upload memory budget of this client: `concurrency` parts, all uploads."""
+        with self._lock:
+            if self._memory is None:
+                part = self.transfer.part_size
+                self._memory = UploadMemory(self.transfer.concurrency * part, part)
+            return self._memory
+
     def part_size_for(self, total: int) -> int:
         """The configured part size, grown (in whole MiB) so no upload needs > 10,000 parts."""
         needed = math.ceil(total / MAX_PARTS)
@@ -312,16 +323,19 @@ class S3Remote:
         elif if_none_match:
             condition["IfNoneMatch"] = "*"
         if total < self.transfer.multipart_threshold:
-            body = read(total) if callable(read) else read.read(total)
-            if before_commit:
-                before_commit()
-            self._take(len(body))
-            with s3_errors(s3_url(bucket, key)):
-                r = self.client.put_object(
-                    Bucket=bucket, Key=key, Body=body, Metadata=metadata, **extra, **condition
-                )
+            with self.memory.held(total):
+                body = read(total) if callable(read) else read.read(total)
+                if before_commit:
+                    before_commit()
+                self._take(len(body))
+                with s3_errors(s3_url(bucket, key)):
+                    r = self.client.put_object(
+                        Bucket=bucket, Key=key, Body=body, Metadata=metadata, **extra, **condition
+                    )
+                sent = len(body)
+                del body  # before the budget is given back
             if progress:
-                progress(len(body))
+                progress(sent)
             return Written(etag=r["ETag"], version_id=r.get("VersionId"))
         return self._multipart_upload(
             bucket, key, read, total, metadata, extra, condition, progress, before_commit
@@ -375,15 +389,18 @@ class S3Remote:
     ) -> list[dict[str, Any]]:
         what = s3_url(bucket, key)
         workers = self.transfer.concurrency
-        # A slot is taken *before* a part is read, so at most `workers` parts are in
-        # memory. Full-size parts are read into pooled buffers (a source with
-        # `readinto` encrypts straight into them): nothing is allocated per part,
-        # which keeps memory flat however large the file.
+        memory = self.memory
+        # A slot (this upload's parallelism) and the part's bytes (the process-wide
+        # budget shared by concurrent uploads) are taken *before* a part is read, so
+        # memory stays bounded however many files upload at once. Full-size parts are
+        # read into pooled buffers (a source with `readinto` encrypts straight into
+        # them): nothing is allocated per part, whatever the file size.
         slots = threading.Semaphore(workers)
-        pool: list[bytearray] = []
+        pooled = part_size == memory.buffer_size
         readinto = None if callable(read) else read.readinto
         read_bytes = read if callable(read) else read.read
         pending: list[Future[dict[str, Any]]] = []
+        buffers: dict[Future[dict[str, Any]], bytearray | None] = {}
 
         def send(number: int, body: bytes | bytearray, buffer: bytearray | None) -> dict[str, Any]:
             try:
@@ -397,7 +414,8 @@ class S3Remote:
                 return {"PartNumber": number, "ETag": r["ETag"]}
             finally:
                 if buffer is not None:
-                    pool.append(buffer)
+                    memory.recycle(buffer)
+                memory.give(part_size)
                 slots.release()
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-put") as executor:
@@ -406,10 +424,11 @@ class S3Remote:
                 while offset < total:
                     want = min(part_size, total - offset)
                     slots.acquire()
+                    memory.take(part_size)
                     buffer: bytearray | None = None
                     try:
-                        if readinto is not None and want == part_size:
-                            buffer = pool.pop() if pool else bytearray(part_size)
+                        if readinto is not None and want == part_size and pooled:
+                            buffer = memory.buffer()
                             body: bytes | bytearray = buffer
                             got = readinto(memoryview(buffer))
                         else:
@@ -421,14 +440,24 @@ class S3Remote:
                         for done in (f for f in pending if f.done()):
                             done.result()
                     except BaseException:
+                        if buffer is not None:
+                            memory.recycle(buffer)
+                        memory.give(part_size)
                         slots.release()
                         raise
-                    pending.append(executor.submit(send, number, body, buffer))
+                    future = executor.submit(send, number, body, buffer)
+                    pending.append(future)
+                    buffers[future] = buffer
                     offset += want
                     number += 1
             except BaseException:
                 for f in pending:
-                    f.cancel()
+                    if f.cancel():
+                        # Never sent: its share of the process-wide budget comes back here.
+                        if (cancelled := buffers[f]) is not None:
+                            memory.recycle(cancelled)
+                        memory.give(part_size)
+                        slots.release()
                 raise
             return [f.result() for f in pending]
 
