@@ -58,3 +58,13 @@ def test_too_long_socket_path_is_a_clear_error(tmp_path):
     with pytest.raises(RefusedError, match="too long") as info:
         ControlServer(path, lambda r: {}, AgentStatus([]))
     assert "XDG_RUNTIME_DIR" in info.value.hint
+
+
+def test_freed_memory_goes_back_to_the_os_after_a_full_run():
+    import sys
+
+    from s3vault.agent.trim import _malloc_trim, release_free_memory
+
+    if sys.platform.startswith("linux"):
+        assert _malloc_trim() is not None  # glibc: the agent can trim its heap
+    release_free_memory()  # and calling it is always safe

@@ -28,6 +28,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.api import BaseObserver
 
 from s3vault.agent.status import AgentStatus
+from s3vault.agent.trim import release_free_memory
 from s3vault.config.sync import FolderSettings
 from s3vault.errors import ExitCode, RefusedError, S3VaultError, UnreachableError
 from s3vault.sync.events import Change, Debouncer, EventKind, FsEvent
@@ -361,6 +362,8 @@ class SyncLoop:
                 # The engine retried and then gave up on these files, S3 being
                 # unreachable: back off and try everything again, as after a failed start.
                 self._failed(run, job, "offline", UnreachableError("S3 unreachable"), retry=True)
+        if job.paths is None:
+            release_free_memory()  # after a full run: the agent idles at its working size
         self.on_reconciled()
 
     def _failed(
