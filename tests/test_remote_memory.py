@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,24 @@ def test_a_failed_upload_gives_its_budget_back(bucket: str, s3_client) -> None:
     # And the budget still serves the next upload.
     client.put_stream(bucket, "next", io.BytesIO(data[: 6 * MiB]), 6 * MiB, {})
     assert s3_client.head_object(Bucket=bucket, Key="next")["ContentLength"] == 6 * MiB
+
+
+def test_upload_bodies_are_checksummed_not_hashed_for_the_signature(bucket: str) -> None:
+    client = remote(concurrency=2)
+    sent: list[dict[str, str]] = []
+
+    def record(request: Any, **kwargs: Any) -> None:
+        sent.append({k.lower(): _text(v) for k, v in request.headers.items()})
+
+    for operation in ("PutObject", "UploadPart"):
+        client.client.meta.events.register(f"before-send.s3.{operation}", record)
+    client.put_stream(bucket, "small", io.BytesIO(b"x" * 1000), 1000, {})
+    client.put_stream(bucket, "parts", io.BytesIO(os.urandom(6 * MiB)), 6 * MiB, {})
+    assert len(sent) == 3  # one PutObject, two UploadPart
+    for headers in sent:
+        assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+        assert headers["x-amz-checksum-crc32"]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
