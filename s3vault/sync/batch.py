@@ -21,7 +21,6 @@ streaming path (`Vault.put` over boto3). The rules are the engine's, file by fil
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import os
@@ -161,16 +160,11 @@ class _Batch:
             self.engine._guarded(f.job.path, self.tally, functools.partial(self._after_rotation, f))
 
     def _after_rotation(self, f: _Finished) -> None:
-        """A 412 on a changed file: as `SyncEngine._upload_once`, relearn the row once if
-        the object still carries this machine's token, and write again on its new ETag."""
-        row = self.state.get(self.fid, f.job.path)
-        new = self.engine._relearn(row) if row is not None and row.token else None
-        if new is None:
+        """A 412 on a changed file: as on the per-file path, write again on the new ETag
+        if the object is ours re-written by key rotation; else it is a conflict."""
+        if not self.engine._upload_again_if_rotated(f.job.action, self.tally):
             issue = PathIssue(f.job.path, f.conflict or "")
             self._report(f.job.path, lambda r: r.conflicts.append(issue))
-            return
-        retry = dataclasses.replace(f.job.action, expected_etag=new.etag)
-        self.engine._upload_once(retry, self.tally, relearned=True)
 
     # ---- reading and sealing ---------------------------------------------------------
 

@@ -429,14 +429,7 @@ class SyncEngine:
                 # Changed (or removed) while it was read: nothing was stored.
                 tally.update(lambda r: r.deferred.append(path))
             else:
-                retry_allowed = not relearned and action.expected_etag
-                row = self.state.get(self.fid, path) if retry_allowed else None
-                new = self._relearn(row) if row is not None and row.token else None
-                if new is not None:
-                    # Re-written with the same content since (key rotation): the write
-                    # is this machine's to make, conditional on the new ETag.
-                    retry = dataclasses.replace(action, expected_etag=new.etag)
-                    self._upload_once(retry, tally, relearned=True)
+                if not relearned and self._upload_again_if_rotated(action, tally):
                     return
                 # HTTP 412: another writer's object is there. Never overwrite it.
                 tally.update(lambda r: r.conflicts.append(PathIssue(path, reason)))
@@ -598,6 +591,20 @@ class SyncEngine:
 
         self._run_all(stale, relearn)
         return learned
+
+    def _upload_again_if_rotated(self, action: Upload, tally: _Tally) -> bool:
+        """After a 412 on ``action``: if the object is this machine's, re-written with the
+        same content since (key rotation), relearn its row and write again, once, on
+        the new ETag. False if it is another writer's object (a conflict)."""
+        if not action.expected_etag:
+            return False
+        row = self.state.get(self.fid, action.path)
+        new = self._relearn(row) if row is not None and row.token else None
+        if new is None:
+            return False
+        retry = dataclasses.replace(action, expected_etag=new.etag)
+        self._upload_once(retry, tally, relearned=True)
+        return True
 
     def _relearn(self, row: SyncedFile) -> SyncedFile | None:
         """``row`` with its object's current ETag if the object still has its token."""
