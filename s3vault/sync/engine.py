@@ -75,10 +75,11 @@ from s3vault.vault.vault import Vault
 log = logging.getLogger(__name__)
 
 MTIME_METADATA = "s3vault-mtime"
-UPLOAD_TOKEN_METADATA = "s3vault-upload"  # noqa: S105 (a metadata name, not a secret)
-"""A random token per write, also kept in the state's in-flight announcement: after a
-crash between S3's answer and the state row, it proves the object is this write."""
 """User metadata with the file's mtime in ns: `s3vault restore` gives it back."""
+UPLOAD_TOKEN_METADATA = "s3vault-upload"  # noqa: S105 (a metadata name, not a secret)
+"""A random token per write, also kept in the state (in-flight announcement, then the
+row): it proves an object is this machine's write, after a crash between S3's answer
+and the state row, or after key rotation re-wrote the object with a new ETag."""
 
 UNKNOWN_HASH = ""
 """Content hash of a row whose uploaded bytes are not known for sure (see `_upload`)."""
@@ -561,7 +562,7 @@ class SyncEngine:
 
         self._guarded(action.path, tally, work)
 
-    # ---- interrupted uploads ---------------------------------------------------------
+    # ---- objects written before a crash or re-written by key rotation ---------------
 
     def _relearn_rewritten(
         self, rows: dict[str, SyncedFile], remote: dict[str, RemoteObject]
