@@ -9,7 +9,6 @@ rows only after S3 confirmed, torn files deferred, conflicts reported.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from collections.abc import Iterator
@@ -17,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sync_helpers import decrypted as decrypted_object
+from sync_helpers import make_folder_engine, sync_vault, write
 
 from s3vault.config.load import load_config
-from s3vault.config.sync import FolderSettings
 from s3vault.crypto.envelope import Location, Version
 from s3vault.errors import ExitCode, UnreachableError, UsageError
 from s3vault.keys.material import generate_key
@@ -42,8 +42,7 @@ PREFIX = "batch/docs/"
 
 @pytest.fixture
 def vault(keyring_service: str) -> Vault:
-    KeyStore(service=keyring_service).put(generate_key("sync-key"))
-    return build_vault(load_config(), keystore_factory=lambda: KeyStore(service=keyring_service))
+    return sync_vault(keyring_service)
 
 
 @pytest.fixture
@@ -68,21 +67,11 @@ def every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
 def make_engine(
     root: Path, bucket: str, vault: Vault, state: StateDB, **settings: Any
 ) -> SyncEngine:
-    folder = FolderSettings(path=root, bucket=bucket, prefix=PREFIX, key="sync-key", **settings)
-    return SyncEngine(folder, vault, state, workers=4, attempts=2, backoff=0.05)
-
-
-def write(root: Path, rel: str, data: bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
+    return make_folder_engine(root, bucket, PREFIX, vault, state, **settings)
 
 
 def decrypted(vault: Vault, bucket: str, rel: str) -> bytes:
-    out = io.BytesIO()
-    vault.get(bucket, PREFIX + rel, out)
-    return out.getvalue()
+    return decrypted_object(vault, bucket, PREFIX + rel)
 
 
 def keys(s3_client: Any, bucket: str) -> set[str]:

@@ -7,17 +7,17 @@ and checks S3, the state rows and the local files.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sync_helpers import decrypted as decrypted_object
+from sync_helpers import make_folder_engine, sync_vault, write
 
 from s3vault.config.load import load_config
 from s3vault.config.model import TransferSettings
-from s3vault.config.sync import FolderSettings
 from s3vault.errors import ConflictError, ExitCode, UnreachableError
 from s3vault.keys.material import generate_key
 from s3vault.keys.store import KeyStore
@@ -32,9 +32,7 @@ MiB = 1024 * 1024
 
 @pytest.fixture
 def vault(keyring_service: str) -> Vault:
-    store = KeyStore(service=keyring_service)
-    store.put(generate_key("sync-key"))
-    return build_vault(load_config(), keystore_factory=lambda: KeyStore(service=keyring_service))
+    return sync_vault(keyring_service)
 
 
 @pytest.fixture
@@ -53,16 +51,7 @@ def state(tmp_path: Path):
 def make_engine(
     root: Path, bucket: str, vault: Vault, state: StateDB, **settings: Any
 ) -> SyncEngine:
-    folder = FolderSettings(path=root, bucket=bucket, prefix=PREFIX, key="sync-key", **settings)
-    # One quick retry: the outage tests would otherwise wait for the backoff.
-    return SyncEngine(folder, vault, state, workers=4, attempts=2, backoff=0.05)
-
-
-def write(root: Path, rel: str, data: bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
+    return make_folder_engine(root, bucket, PREFIX, vault, state, **settings)
 
 
 def keys(s3_client: Any, bucket: str) -> set[str]:
@@ -71,9 +60,7 @@ def keys(s3_client: Any, bucket: str) -> set[str]:
 
 
 def decrypted(vault: Vault, bucket: str, rel: str) -> bytes:
-    out = io.BytesIO()
-    vault.get(bucket, PREFIX + rel, out)
-    return out.getvalue()
+    return decrypted_object(vault, bucket, PREFIX + rel)
 
 
 def count_calls(s3_client_of_vault: Any, operation: str) -> Callable[[], int]:

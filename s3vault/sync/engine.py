@@ -273,7 +273,8 @@ class SyncEngine:
             if not dry_run:
                 relearned = self._relearn_rewritten(rows, remote)
                 all_rows.update(relearned)
-                rows.update(relearned)
+                if rows is not all_rows:  # an event batch's share of them
+                    rows.update(relearned)
                 report.relearned = len(relearned)
 
         plan = make_plan(
