@@ -119,9 +119,7 @@ def generate_command(ctx: click.Context, name: str, kind: str, as_json: bool) ->
     if as_json:
         emit_json(summary)
         return
-    console.print(
-        f"created key {name} ({_describe(key)}), fingerprint {key.fingerprint}", markup=False
-    )
+    console.print(f"created key {name} ({_describe(key)}), fingerprint {key.fingerprint}")
     if summary["current"]:
         console.print(f"{name} is the current key: new objects are encrypted with it")
 
@@ -190,9 +188,9 @@ def import_command(
         return
     what = f"key {name} ({_describe(key)}{note}), fingerprint {key.fingerprint}"
     if result == "unchanged":
-        console.print(f"unchanged: {what} is already in the keyring", markup=False)
+        console.print(f"unchanged: {what} is already in the keyring")
     else:
-        console.print(f"{result} {what}", markup=False)
+        console.print(f"{result} {what}")
 
 
 def _read_key_source(source: str) -> bytes:
@@ -243,7 +241,6 @@ def export_command(ctx: click.Context, name: str, target: Path | None, yes: bool
         err_console.print(
             f"warning: this exposes the secret key '{name}'; anyone who gets a copy can "
             "decrypt every object it protects.",
-            markup=False,
         )
         confirm_or_abort(f"Export the secret key '{name}'?", yes=yes)
         data = _secret_text(key)
@@ -253,7 +250,7 @@ def export_command(ctx: click.Context, name: str, target: Path | None, yes: bool
         out.flush()
         return
     _write_private_file(target, data, overwrite=yes)
-    err_console.print(f"wrote key {name} to {target} (mode 0600)", markup=False)
+    err_console.print(f"wrote key {name} to {target} (mode 0600)")
 
 
 def _secret_text(key: AesKey | RsaKey) -> bytes:
@@ -303,7 +300,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
         emit_json([asdict(info) for info in infos])
         return
     if not infos:
-        console.print("no keys yet: create one with `s3vault key generate NAME`", markup=False)
+        console.print("no keys yet: create one with `s3vault key generate NAME`")
         return
     table = Table(box=None, pad_edge=False)
     for column in ("", "NAME", "TYPE", "BITS", "FINGERPRINT / KEY ID", "CREATED"):
@@ -365,11 +362,9 @@ def delete_command(
         question = f"Delete key '{name}'? Objects it wrapped cannot be read without a copy of it."
     confirm_or_abort(question, yes=yes)
     store.delete(name)
-    console.print(f"deleted key {name}", markup=False)
+    console.print(f"deleted key {name}")
     if info is not None and info.current:
-        console.print(
-            "there is no current key now: choose one with `s3vault key use NAME`", markup=False
-        )
+        console.print("there is no current key now: choose one with `s3vault key use NAME`")
 
 
 # How many objects that still need a key are enough to refuse (and to show).
@@ -399,7 +394,6 @@ def _refuse_if_still_used(
         err_console.print(
             "note: no bucket was checked for objects that need this key "
             "(list them under `buckets:` in the config, or pass --check s3://BUCKET)",
-            markup=False,
         )
         return
     users = _objects_naming(app, name, places)
@@ -457,4 +451,4 @@ Example:
 def use_command(ctx: click.Context, name: str) -> None:
     """Make key NAME the current key: new objects are encrypted with it."""
     _store(ctx).set_current(name)
-    console.print(f"{name} is now the current key for new objects", markup=False)
+    console.print(f"{name} is now the current key for new objects")

@@ -16,7 +16,7 @@ import click
 
 from s3vault import __version__
 from s3vault.cli.context import AppContext
-from s3vault.cli.output import emit_json, err_console
+from s3vault.cli.output import emit_json, err_console, print_lines, styled
 from s3vault.errors import ExitCode, S3VaultError
 
 EPILOG = """\b
@@ -116,9 +116,33 @@ def report_error(exc: S3VaultError, *, as_json: bool = False) -> None:
                 }
             }
         )
-    err_console.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+    err_console.print(styled(("error:", "bold red"), " ", exc.message))
     if exc.hint:
-        err_console.print(exc.hint, markup=False, highlight=False)
+        print_lines(exc.hint, to=err_console)
+
+
+def _report_usage(exc: click.ClickException) -> None:
+    """click's own errors (a missing argument, a bad option value), printed as ours.
+
+    Its message may quote what the user typed; that goes through the plain console.
+    """
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        err_console.print(exc.ctx.get_usage())
+        hint = f"Try '{exc.ctx.command_path} {exc.ctx.help_option_names[0]}' for help."
+        err_console.print(hint)
+    err_console.print(styled(("error:", "bold red"), " ", exc.format_message()))
+
+
+def _report_os_error(exc: OSError) -> None:
+    """A local file or folder that could not be read or written, as a message.
+
+    The commands translate the failures they expect; this is the net under them, so
+    that an unusual one (a full disk, a read-only mount) is still a message, not a
+    traceback.
+    """
+    where = f" {exc.filename}" if exc.filename else ""
+    reason = exc.strerror or str(exc)
+    err_console.print(styled(("error:", "bold red"), " ", f"cannot use{where}: {reason}"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("aborted")
         sys.exit(int(ExitCode.INTERRUPTED))
     except click.ClickException as exc:
-        exc.show()
+        _report_usage(exc)
         sys.exit(int(ExitCode.USAGE))
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -142,4 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         # `s3vault get ... - | head`: the reader went away; not an error of ours.
         sys.stderr.close()
         sys.exit(0)
+    except OSError as exc:
+        _report_os_error(exc)
+        sys.exit(int(ExitCode.USAGE))
     sys.exit(result if isinstance(result, int) else 0)

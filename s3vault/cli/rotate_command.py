@@ -16,13 +16,13 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     TaskID,
-    TextColumn,
     TimeElapsedColumn,
 )
 
 from s3vault.cli.context import AppContext
 from s3vault.cli.object_commands import parse_context
 from s3vault.cli.output import console, emit_json, err_console
+from s3vault.cli.progress import PlainTextColumn
 from s3vault.crypto.envelope import Version
 from s3vault.errors import ExitCode, KeyMissingError, UsageError
 from s3vault.remote.url import parse_s3_url
@@ -188,7 +188,7 @@ def rotate(
     except KeyboardInterrupt:
         report.interrupted = True
         _print_report(report, as_json=as_json)
-        err_console.print("interrupted: run the same command again to finish", markup=False)
+        err_console.print("interrupted: run the same command again to finish")
         return int(ExitCode.INTERRUPTED)
     _print_report(report, as_json=as_json)
     return report.exit_code
@@ -213,22 +213,21 @@ def _print_report(report: RotationReport, *, as_json: bool) -> None:
         return
     single = len(report.rotated) + len(report.skipped) + len(report.failed) == 1
     for rotated in sorted(report.rotated, key=lambda r: r.key):
-        console.print(_rotated_line(report, rotated, with_checks=single), markup=False)
+        console.print(_rotated_line(report, rotated, with_checks=single))
     for failed in sorted(report.failed, key=lambda f: f.key):
-        console.print(f"failed {_url(report, failed.key)}: {failed.reason}", markup=False)
+        console.print(f"failed {_url(report, failed.key)}: {failed.reason}")
         if failed.hint:
-            console.print(f"  {failed.hint}", markup=False)
+            console.print(f"  {failed.hint}")
     if single and report.skipped:
         skipped = report.skipped[0]
-        console.print(f"skipped {_url(report, skipped.key)}: {skipped.reason}", markup=False)
+        console.print(f"skipped {_url(report, skipped.key)}: {skipped.reason}")
     elif not single:
-        console.print(_summary(report), markup=False)
+        console.print(_summary(report))
     if report.hint:
-        console.print(report.hint, markup=False)
+        console.print(report.hint)
         if report.dry_run:
             console.print(
                 "(A rotation also turns the versions it replaces into non-current versions.)",
-                markup=False,
             )
 
 
@@ -307,10 +306,10 @@ def object_progress(label: str) -> Iterator[ObjectProgress]:
         yield ObjectProgress()
         return
     with Progress(
-        TextColumn("{task.description}"),
+        PlainTextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("objects, {task.fields[failed]} failed"),
+        PlainTextColumn("objects, {task.fields[failed]} failed"),
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
