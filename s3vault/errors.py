@@ -4,12 +4,13 @@ Every layer raises these (or lets the edge translate library exceptions into the
 the CLI prints ``message`` and ``hint`` and exits with ``exit_code``; the GUI shows
 ``title``. No traceback ever reaches a user for an expected failure.
 
-Exit codes (also in docs/cli.md):
+Exit codes (also in the README):
 
 ====  ===================================================================
 0     success
 1     unexpected error (a bug: please report it)
-2     usage error: bad arguments, bad config, bad input file
+2     usage error: bad arguments, bad config, bad input file, a local
+      file or folder that cannot be read or written
 3     not found: bucket, object, local file
 4     integrity failure: authentication tag, key commitment or wrapped
       data key did not verify (tampered or corrupted data, wrong key)
@@ -19,14 +20,17 @@ Exit codes (also in docs/cli.md):
 7     access denied: credentials missing or refused
 8     conflict: existing state differs (key name taken by other material,
       object changed concurrently)
-9     refused by policy: legacy format without --allow-legacy, object too
-      large for the format, envelope over S3's metadata limit
+9     refused by policy: legacy format without --allow-legacy, an object
+      that is not encrypted, object too large for the format, envelope over
+      S3's metadata limit
 130   interrupted (Ctrl-C)
 ====  ===================================================================
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from enum import IntEnum
 
 
@@ -66,6 +70,12 @@ class UsageError(S3VaultError):
 
 class ConfigError(UsageError):
     title = "Invalid configuration"
+
+
+class LocalFileError(UsageError):
+    """A local file or folder could not be read or written (permissions, a full disk)."""
+
+    title = "Local file"
 
 
 class NotFoundError(S3VaultError):
@@ -118,7 +128,34 @@ class RefusedError(S3VaultError):
     title = "Refused"
 
 
+class NotEncryptedError(RefusedError):
+    """The object has no envelope: s3vault releases only what it can authenticate."""
+
+    title = "Not encrypted"
+
+
 class LegacyFormatError(RefusedError):
     """A legacy (weaker) format or wrap was met without the explicit opt-in."""
 
     title = "Legacy format"
+
+
+_LOCAL_REASONS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EISDIR: "it is a folder",
+}
+
+
+def local_error(exc: OSError, doing: str, path: str | os.PathLike[str]) -> S3VaultError:
+    """``exc``, met while trying to ``doing`` ``path`` ("write", "create the folder"),
+    as an error a user can act on: NotFoundError for a missing path, else LocalFileError.
+    """
+    if exc.errno == errno.ENOENT:
+        return NotFoundError(f"cannot {doing} {os.fspath(path)}: no such file or folder")
+    reason = _LOCAL_REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+    return LocalFileError(f"cannot {doing} {os.fspath(path)}: {reason}")

@@ -40,11 +40,13 @@ Fixtures:
     A unique keyring service name, also set as ``S3VAULT_KEYRING_SERVICE`` for the test
     (via monkeypatch), so keys made by one test are invisible to the others.
 ``run_cli`` (function)
-    ``run_cli(*args, input=None, env=None, cwd=None, timeout=300)`` runs
-    ``python -m s3vault *args`` with the session environment plus the test's
+    ``run_cli(*args, input=None, env=None, cwd=None, timeout=300, unprivileged=False)``
+    runs ``python -m s3vault *args`` with the session environment plus the test's
     monkeypatched variables plus ``env`` (a value of None removes a variable); returns
     ``subprocess.CompletedProcess`` with ``stdout``/``stderr`` as bytes. Uses
     ``keyring_service``. Runs in the test's ``tmp_path`` unless ``cwd`` is given.
+    ``unprivileged``: file permissions apply to it even when the tests run as root
+    (see `UNPRIVILEGED`).
 ``vectors_dir`` (session)
     Path of the shared test vectors: ``$S3VAULT_VECTORS_DIR`` or ``../shared/vectors``
     beside the repository. Missing: the test fails.
@@ -265,6 +267,14 @@ def keyring_service(monkeypatch: pytest.MonkeyPatch) -> str:
     return name
 
 
+UNPRIVILEGED = (
+    ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+)
+"""A command prefix under which root, too, obeys file permissions: without these two
+capabilities a process cannot write a folder or read a file its mode forbids (a
+permission-denied case is then a real one, as for a user)."""
+
+
 class RunCli(Protocol):
     """Type of the ``run_cli`` fixture, for annotations in test modules."""
 
@@ -275,6 +285,7 @@ class RunCli(Protocol):
         env: Mapping[str, str | None] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         timeout: float = CLI_TIMEOUT,
+        unprivileged: bool = False,
     ) -> subprocess.CompletedProcess[bytes]: ...
 
 
@@ -286,6 +297,7 @@ def run_cli(keyring_service: str, tmp_path: Path) -> RunCli:
         env: Mapping[str, str | None] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         timeout: float = CLI_TIMEOUT,
+        unprivileged: bool = False,
     ) -> subprocess.CompletedProcess[bytes]:
         # os.environ here is the session env plus this test's monkeypatched variables.
         child_env = dict(os.environ)
@@ -294,8 +306,9 @@ def run_cli(keyring_service: str, tmp_path: Path) -> RunCli:
                 child_env.pop(name, None)
             else:
                 child_env[name] = value
+        prefix = UNPRIVILEGED if unprivileged else []
         return subprocess.run(
-            [sys.executable, "-m", "s3vault", *(os.fspath(a) for a in args)],
+            [*prefix, sys.executable, "-m", "s3vault", *(os.fspath(a) for a in args)],
             input=input,
             # No input given: the CLI must not wait for a terminal that is not there.
             stdin=None if input is not None else subprocess.DEVNULL,

@@ -243,12 +243,13 @@ def test_exit_codes_for_common_mistakes(run_cli, keys, bucket, tmp_path, s3):
         assert b"Traceback" not in r.stderr
 
 
-def test_plain_object_is_reported_not_decrypted(
+def test_plain_object_is_refused_by_policy_not_decrypted(
     run_cli, bucket, s3_client, tmp_path, keyring_service
 ):
     s3_client.put_object(Bucket=bucket, Key="plain.txt", Body=b"not encrypted")
     r = run_cli("get", f"s3://{bucket}/plain.txt", str(tmp_path / "o"))
-    assert r.returncode == ExitCode.INTEGRITY
+    assert r.returncode == ExitCode.REFUSED
+    assert not (tmp_path / "o").exists()
     assert b"not encrypted" in r.stderr
     info = json.loads(ok(run_cli("inspect", f"s3://{bucket}/plain.txt", "--json")).stdout)
     assert info["encrypted"] is False and info["format"] == "plain"

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import click
 from rich.table import Table
 
 from s3vault.cli.context import AppContext
-from s3vault.cli.output import console, emit_json
+from s3vault.cli.output import console, emit_json, err_console, human_size, print_table
 from s3vault.cli.progress import transfer_progress
 from s3vault.crypto.envelope import Location, Version
-from s3vault.errors import NotFoundError, UsageError
+from s3vault.errors import NotFoundError, UsageError, local_error
 from s3vault.remote.url import parse_s3_url
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.vault import PrefixEntry
@@ -30,17 +34,6 @@ def parse_context(pairs: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"--context '{pair}' must look like NAME=VALUE")
         context[name] = value
     return context
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 context_option = click.option(
@@ -158,56 +151,114 @@ def get(
     """Download s3://BUCKET/KEY and decrypt it to LOCAL ('-' for stdout).
 
     The plaintext is released only after it authenticated: a file appears under
-    its name once verified; with '-' nothing is written before the whole object
-    verified.
+    its name once verified; with '-' (or a device or FIFO such as /dev/null) nothing
+    is written before the whole object verified. LOCAL may be a folder (ending in
+    '/'), which then receives the object's name.
     """
     url = parse_s3_url(source)
     if url.is_prefix:
         raise UsageError(f"{source} names no object", hint="Give the full key: s3://BUCKET/KEY")
     context = parse_context(context_pairs) or None
-    if local == "-":
-        if as_json:
+    if local == "-" or _is_device(local):
+        if local == "-" and as_json:
             raise UsageError("--json cannot be combined with '-' (stdout carries the data)")
-        app.vault.get(
-            url.bucket,
-            url.key,
-            sys.stdout.buffer,
-            key_name=key_name,
-            allow_legacy=allow_legacy,
-            context=context,
-        )
-        return
-    target = Path(local)
-    if target.is_dir():
-        target = target / Path(url.key).name
-    if not target.parent.is_dir():
-        raise NotFoundError(f"folder {target.parent} does not exist")
-    with transfer_progress(f"decrypting {target.name}") as bar:
-        result = app.vault.get(
-            url.bucket,
-            url.key,
-            target,
-            key_name=key_name,
-            allow_legacy=allow_legacy,
-            context=context,
-            progress=bar.advance,
-            on_size=bar.start,
-        )
+        # A stream: /dev/stdout, /dev/null, a FIFO. Written into, never replaced;
+        # nothing reaches it before the whole object verified.
+        with _open_device(local) as sink:
+            result = app.vault.get(
+                url.bucket,
+                url.key,
+                sink,
+                key_name=key_name,
+                allow_legacy=allow_legacy,
+                context=context,
+            )
+        if local == "-":
+            _note_other_key(key_name, result.key_name)
+            return
+        destination = local
+    else:
+        target = _download_target(local, url.key)
+        with transfer_progress(f"decrypting {target.name}") as bar:
+            result = app.vault.get(
+                url.bucket,
+                url.key,
+                target,
+                key_name=key_name,
+                allow_legacy=allow_legacy,
+                context=context,
+                progress=bar.advance,
+                on_size=bar.start,
+            )
+        destination = result.destination
     if as_json:
         emit_json(
             {
                 "url": str(url),
-                "destination": result.destination,
+                "destination": destination,
                 "plaintext_size": result.plaintext_size,
                 "format": result.format,
                 "key_name": result.key_name,
             }
         )
     else:
+        opened = f", key {result.key_name}" if result.key_name else ""
         console.print(
-            f"decrypted {url} → {result.destination} ({human_size(result.plaintext_size)}, "
-            f"{result.format}, authenticated)"
+            f"decrypted {url} → {destination} ({human_size(result.plaintext_size)}, "
+            f"{result.format}{opened}, authenticated)"
         )
+    _note_other_key(key_name, result.key_name)
+
+
+def _is_device(local: str) -> bool:
+    """Whether LOCAL is something to write into rather than a file to replace: a
+    character or block device or a FIFO (through any symlink, as /dev/stdout is)."""
+    try:
+        mode = os.stat(local).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)
+
+
+@contextmanager
+def _open_device(local: str) -> Iterator[BinaryIO]:
+    if local == "-":
+        yield sys.stdout.buffer
+        return
+    try:
+        sink = open(local, "wb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise local_error(exc, "write", local) from None
+    with sink:
+        yield sink
+
+
+def _download_target(local: str, key: str) -> Path:
+    """The file `get` writes: LOCAL, or the object's name inside LOCAL if it is a folder.
+
+    LOCAL ending in '/' names a folder, which must exist (as with `cp`): it never
+    becomes a file of that name.
+    """
+    target = Path(local)
+    if target.is_dir():
+        return target / PurePosixPath(key).name
+    if local.endswith(("/", os.sep)):
+        raise NotFoundError(
+            f"folder {local} does not exist", hint=f"Create it first: mkdir -p {local}"
+        )
+    if not target.parent.is_dir():
+        raise NotFoundError(f"folder {target.parent} does not exist")
+    return target
+
+
+def _note_other_key(asked: str | None, opened: str | None) -> None:
+    """Say so when --key named a key and the object was opened by another one.
+
+    The envelope's own description names the key that wraps its data key, and that
+    key is tried first; --key is for objects that do not name theirs.
+    """
+    if asked is not None and opened is not None and opened != asked:
+        err_console.print(f"note: opened with {opened}, the key its envelope names, not {asked}")
 
 
 @click.command(
@@ -222,11 +273,16 @@ Examples:
 def inspect(app: AppContext, target: str, as_json: bool) -> None:
     """Show the envelope of s3://BUCKET/KEY, every field decoded (no key needed)."""
     url = parse_s3_url(target)
+    if not url.key:
+        raise UsageError(
+            f"{target} names no object",
+            hint=f"Give the full key: s3://BUCKET/KEY (`s3vault ls {target}` lists them).",
+        )
     info = app.vault.inspect(url.bucket, url.key)
     if as_json:
         emit_json(info.to_json())
         return
-    console.print(envelope_table(info))
+    print_table(envelope_table(info))
 
 
 def envelope_table(info: ObjectInfo) -> Table:
@@ -271,36 +327,43 @@ def ls(app: AppContext, target: str, recursive: bool, as_json: bool) -> None:
             ]
         )
         return
-    console.print(listing_table(entries))
+    print_table(listing_table(entries))
 
 
-def listing_table(entries: Iterable[ObjectInfo | PrefixEntry]) -> Table:
-    """The `ls` table: one row per object, folders first as S3 returns them."""
+def listing_table(entries: Iterable[ObjectInfo | PrefixEntry], *, modified: bool = True) -> Table:
+    """The `ls` table: one row per object, folders first as S3 returns them.
+
+    ``modified=False`` leaves out the time (the demo's objects were all just written).
+    """
+    columns = ["size", "modified", "format", "envelope", "master key"]
+    if not modified:
+        columns.remove("modified")
     table = Table(box=None, pad_edge=False)
-    for column in ("key", "size", "modified", "format", "envelope", "master key"):
-        table.add_column(column, justify="right" if column == "size" else "left")
+    # Only the object key may wrap (on a narrow terminal); nothing is ever cut.
+    table.add_column("key", overflow="fold")
+    for column in columns:
+        table.add_column(column, no_wrap=True, justify="right" if column == "size" else "left")
     for e in entries:
         if isinstance(e, PrefixEntry):
-            table.add_row(e.prefix, "", "", "", "", "")
+            table.add_row(e.prefix, *([""] * len(columns)))
         else:
-            table.add_row(*_ls_row(e))
+            row = _ls_row(e)
+            table.add_row(e.key, *(row[column] for column in columns))
     return table
 
 
-def _ls_row(info: ObjectInfo) -> tuple[str, ...]:
+def _ls_row(info: ObjectInfo) -> dict[str, str]:
     env = info.envelope
-    modified = info.last_modified.strftime("%Y-%m-%d %H:%M") if info.last_modified else ""
     master = info.key_name or (
         "kms" if env is not None and env.is_kms else ("?" if env is not None else "")
     )
-    return (
-        info.key,
-        human_size(info.plaintext_size),
-        modified,
-        info.format_label,
-        env.location.value if env is not None else "",
-        master,
-    )
+    return {
+        "size": human_size(info.plaintext_size),
+        "modified": info.last_modified.strftime("%Y-%m-%d %H:%M") if info.last_modified else "",
+        "format": info.format_label,
+        "envelope": env.location.value if env is not None else "",
+        "master key": master,
+    }
 
 
 @click.command(epilog="\b\nExample:\n  s3vault rm s3://my-vault/notes.txt")

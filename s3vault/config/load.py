@@ -43,18 +43,40 @@ def load_config(explicit: Path | None = None, environ: Mapping[str, str] = os.en
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_file(path)
-    _apply_env(data, environ)
+    from_env = _apply_env(data, environ)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
+        raise _invalid(exc, path, from_env) from None
+
+
+def _invalid(
+    exc: ValidationError, path: Path | None, from_env: dict[tuple[str, str], str]
+) -> ConfigError:
+    """The validation errors, each blamed on where its value came from.
+
+    A value set by an environment variable is reported under that variable's name:
+    the file may not even mention the setting.
+    """
+    in_file: list[str] = []
+    in_env: list[str] = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        variable = from_env.get((loc[0], loc[1])) if len(loc) >= 2 else None
+        if variable is not None:
+            in_env.append(f"{variable}: {err['msg']}")
+        else:
+            in_file.append(f"{'.'.join(loc)}: {err['msg']}")
+    parts = []
+    if in_env:
+        parts.append("invalid environment variable " + "; ".join(in_env))
+    if in_file:
         where = f" in {path}" if path else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(
-            f"invalid configuration{where}: {problems}",
-            hint="`s3vault config schema` prints the JSON Schema of the file.",
-        ) from None
+        parts.append(f"invalid configuration{where}: " + "; ".join(in_file))
+    hint = "`s3vault config env` lists the variables; " if in_env else ""
+    return ConfigError(
+        "; ".join(parts), hint=hint + "`s3vault config schema` prints the JSON Schema."
+    )
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -67,12 +89,22 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML/JSON: {exc}") from None
+        raise ConfigError(
+            f"config file {path} is not valid YAML/JSON{_yaml_problem(exc)}"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what the YAML error is, on one line (PyYAML's text spans several)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    what = [str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x]
+    return f"{where}: {', '.join(what) or exc}"
 
 
 def env_variables() -> dict[str, tuple[str, str]]:
@@ -86,7 +118,9 @@ def env_variables() -> dict[str, tuple[str, str]]:
     return names
 
 
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[tuple[str, str], str]:
+    """Set the overrides in ``data``; which (section, field) each variable set."""
+    applied: dict[tuple[str, str], str] = {}
     for variable, (section, field_name) in env_variables().items():
         value = environ.get(variable)
         if value is None or value == "":
@@ -95,3 +129,5 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         if not isinstance(target, dict):
             raise ConfigError(f"config section '{section}' must be a mapping")
         target[field_name] = value
+        applied[(section, field_name)] = variable
+    return applied

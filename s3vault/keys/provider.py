@@ -241,6 +241,8 @@ class KeyProvider:
         minus the reserved keys; KMS decrypts with the stored context (pinned to the
         ``key_name`` KMS key if given). The name is None for KMS without ``key_name``.
 
+        A ``context`` for a raw wrap is a UsageError (nothing would check it).
+
         Raises LegacyFormatError, KeyMissingError (no key of yours can open it),
         IntegrityError (the key it names, or the one you named, does not verify; or a
         KMS context mismatch) or FormatError.
@@ -253,6 +255,14 @@ class KeyProvider:
             )
         if envelope.is_kms:
             return self._decrypt_kms(envelope, key_name, context)
+        if context is not None:
+            # Only KMS checks a context. A raw key's description is not authenticated:
+            # comparing it would promise a check that does not happen.
+            raise UsageError(
+                "--context is checked only for objects whose data key AWS KMS wraps; "
+                f"this one is wrapped by a {envelope.wrap_algorithm} key",
+                hint="Leave out --context; `s3vault inspect` shows the object's description.",
+            )
         return self._decrypt_raw(envelope, key_name)
 
     def _decrypt_kms(

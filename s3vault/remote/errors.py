@@ -12,6 +12,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
+    ParamValidationError,
     PartialCredentialsError,
     ProfileNotFound,
     ReadTimeoutError,
@@ -88,9 +89,16 @@ def translate(exc: BaseException, what: str) -> S3VaultError:
         )
     if isinstance(exc, ProfileNotFound):
         return ConfigError(f"AWS profile not found: {exc}")
+    if isinstance(exc, ParamValidationError):
+        return UsageError(f"invalid request for {what}: {_one_line(str(exc))}")
     if isinstance(exc, BotoCoreError):
-        return UnreachableError(f"S3 request for {what} failed: {exc}")
+        return UnreachableError(f"S3 request for {what} failed: {_one_line(str(exc))}")
     raise exc
+
+
+def _one_line(text: str) -> str:
+    """botocore's multi-line messages on one line (they are printed after "error:")."""
+    return " ".join(text.split())
 
 
 @contextmanager

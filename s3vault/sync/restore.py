@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from s3vault.crypto.constants import INSTRUCTION_SUFFIX
-from s3vault.errors import ExitCode, RefusedError, S3VaultError
+from s3vault.errors import ExitCode, NotFoundError, RefusedError, S3VaultError, local_error
 from s3vault.remote.s3 import ObjectSummary
 from s3vault.sync.engine import MTIME_METADATA, PathError
 from s3vault.vault.vault import Vault
@@ -80,10 +80,18 @@ def restore(
     """Decrypt each object under ``prefix`` into ``root``; per-object errors are collected."""
     started = time.monotonic()
     report = RestoreReport()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise local_error(exc, "create the folder", root) from None
     with vault.keys.remembering_keys():
-        _restore_all(
+        found = _restore_all(
             vault, bucket, prefix, root, report, overwrite, key_name, allow_legacy, on_file
+        )
+    if not found:
+        raise NotFoundError(
+            f"there are no objects under s3://{bucket}/{prefix}: nothing was restored",
+            hint=f"`s3vault ls s3://{bucket}/` shows what the bucket holds.",
         )
     report.duration = time.monotonic() - started
     return report
@@ -99,10 +107,13 @@ def _restore_all(
     key_name: str | None,
     allow_legacy: bool,
     on_file: Callable[[str], None] | None,
-) -> None:
+) -> bool:
+    """Restore every object; False if the prefix holds none at all."""
+    found = False
     for entry in vault.remote.list(bucket, prefix):
         if not isinstance(entry, ObjectSummary):
             continue
+        found = True
         relkey = entry.key[len(prefix) :]
         # Instruction files belong to their object; "dir/" keys are folder placeholders.
         if relkey.endswith(INSTRUCTION_SUFFIX) or relkey.endswith("/") or not relkey:
@@ -115,6 +126,7 @@ def _restore_all(
             report.errors.append(PathError(relkey, exc.message, int(exc.exit_code)))
         if on_file:
             on_file(relkey)
+    return found
 
 
 def _restore_one(
@@ -135,7 +147,7 @@ def _restore_one(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RefusedError(f"cannot create the folder of {path}: {exc.strerror}") from None
+        raise local_error(exc, "create the folder", path.parent) from None
     result = vault.get(bucket, key, path, key_name=key_name, allow_legacy=allow_legacy)
     report.restored += 1
     report.bytes += result.plaintext_size

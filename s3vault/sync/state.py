@@ -35,7 +35,7 @@ from typing import Any
 
 import platformdirs
 
-from s3vault.errors import S3VaultError
+from s3vault.errors import LocalFileError, local_error
 from s3vault.sync.model import RootIdentity, SyncedFile
 
 SCHEMA_VERSION = 2
@@ -110,7 +110,7 @@ _UPSERT_FILE = (
 )
 
 
-class StateError(S3VaultError):
+class StateError(LocalFileError):
     title = "State database"
 
 
@@ -162,7 +162,7 @@ class StateDB:
                 "(files other machines also wrote then show as conflicts).",
             ) from None
         except OSError as exc:
-            raise StateError(f"cannot create the state database {path}: {exc}") from None
+            raise local_error(exc, "create the state database", path) from None
 
     def _migrate(self) -> None:
         with self.transaction():

@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 from s3vault.crypto.content import ContentDecryptor, ContentEncryptor
-from s3vault.errors import ConflictError
+from s3vault.errors import ConflictError, LocalFileError, local_error
 
 SPOOL_CHUNK = 1024 * 1024
 
@@ -95,9 +96,13 @@ def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target
     ``target`` is untouched.
     """
     target = target.absolute()
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".s3vault-part", dir=target.parent
-    )
+    _refuse_special(target)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".s3vault-part", dir=target.parent
+        )
+    except OSError as exc:
+        raise local_error(exc, "write into", target.parent) from None
     tmp = Path(tmp_name)
     size = 0
     try:
@@ -116,11 +121,31 @@ def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
+    except OSError as exc:
+        _remove(tmp)
+        raise local_error(exc, "write", target) from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        _remove(tmp)
         raise
     return size
+
+
+def _refuse_special(target: Path) -> None:
+    """A device, FIFO or socket at ``target`` is never replaced by a file (as root,
+    rename would replace /dev/null itself); such targets are written into as streams."""
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise local_error(exc, "write", target) from None
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        raise LocalFileError(f"{target} is a device, FIFO or socket, not a file: not replaced")
+
+
+def _remove(tmp: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
 
 
 def decrypt_to_stream(

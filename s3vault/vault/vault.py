@@ -46,10 +46,12 @@ from s3vault.crypto.envelope import (
 from s3vault.errors import (
     ConflictError,
     FormatError,
+    NotEncryptedError,
     NotFoundError,
     RefusedError,
     S3VaultError,
     UsageError,
+    local_error,
 )
 from s3vault.keys.provider import EncryptionMaterials, KeyProvider
 from s3vault.remote.s3 import ObjectHead, ObjectSummary, Progress, S3Remote, s3_url
@@ -306,9 +308,10 @@ class Vault:
         head = self.remote.head(bucket, key)
         envelope = self.read_envelope(head)
         if envelope is None:
-            raise FormatError(
-                f"{s3_url(bucket, key)} is not encrypted (it has no S3 Encryption Client envelope)",
-                hint="Use a plain S3 client to read unencrypted objects.",
+            raise NotEncryptedError(
+                f"{s3_url(bucket, key)} is not encrypted (it has no S3 Encryption Client "
+                "envelope): s3vault releases only data it can authenticate",
+                hint="Read it with a plain S3 client (e.g. `aws s3 cp`).",
             )
         if head.size > GCM_MAX_PLAINTEXT + GCM_TAG_BYTES:
             raise RefusedError(f"{s3_url(bucket, key)} is larger than one AES-GCM object can be")
@@ -422,15 +425,16 @@ class Vault:
 def _open_regular_file(path: Path) -> Iterator[tuple[io.BufferedReader, int]]:
     """Open a local file for reading, with errors a user can act on."""
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
+        # stat first: opening a FIFO (or a device) for reading could block forever.
+        if not stat.S_ISREG(path.stat().st_mode):
             raise UsageError(f"{path} is not a regular file")
-        with open(path, "rb") as source:
-            yield source, os.fstat(source.fileno()).st_size
+        source = open(path, "rb")  # noqa: SIM115 - closed below, after the caller's block
     except FileNotFoundError:
         raise NotFoundError(f"{path} does not exist") from None
-    except PermissionError:
-        raise UsageError(f"{path} cannot be read (permission denied)") from None
+    except OSError as exc:
+        raise local_error(exc, "read", path) from None
+    with source:
+        yield source, os.fstat(source.fileno()).st_size
 
 
 def _check_object_key(key: str) -> None:
