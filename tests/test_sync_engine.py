@@ -168,7 +168,7 @@ def test_dry_run_changes_nothing(root, bucket, vault, state, s3_client):
     engine = make_engine(root, bucket, vault, state)
     write(root, "a.txt", b"a")
     report = engine.reconcile(dry_run=True)
-    assert report.planned == {"Upload": 1} and report.uploaded == 0
+    assert report.planned == {"upload": 1} and report.uploaded == 0
     assert keys(s3_client, bucket) == set() and state.all(engine.fid) == {}
 
 

@@ -2,51 +2,25 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 from pydantic import ValidationError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from s3vault.cli.context import AppContext
-from s3vault.cli.object_commands import human_size, key_option
-from s3vault.cli.output import console, emit_json, err_console
+from s3vault.cli.object_commands import key_option
+from s3vault.cli.output import console, emit_json, err_console, human_size, plural
+from s3vault.cli.progress import count_progress, sync_progress
 from s3vault.config.sync import FolderSettings, normalise_prefix, parse_rate
-from s3vault.errors import UsageError
+from s3vault.errors import KeyMissingError, UsageError
 from s3vault.remote.throttle import Throttle
 from s3vault.remote.url import parse_s3_url
-from s3vault.sync.engine import SyncEngine, SyncProgress, SyncReport
+from s3vault.sync.engine import SyncEngine, SyncReport
 from s3vault.sync.restore import RestoreReport
 from s3vault.sync.restore import restore as restore_folder
 from s3vault.sync.state import StateDB, default_state_path
 
 pass_app = click.make_pass_decorator(AppContext)
-
-
-@contextmanager
-def _progress_bar(label: str) -> Iterator[Any]:
-    """A callback drawing "n of m files" on a terminal; a no-op for scripts and pipes."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[current]}"),
-        console=err_console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=None, current="")
-
-        def update(p: SyncProgress) -> None:
-            bar.update(task, total=p.files_total, completed=p.files_done, current=p.current or "")
-
-        yield update
 
 
 def _folder(
@@ -60,10 +34,12 @@ def _folder(
 ) -> FolderSettings:
     url = parse_s3_url(target)
     defaults = app.config.defaults
-    key = key_name or defaults.key
+    key = key_name or defaults.key or app.keystore.current()
     if not key:
-        raise UsageError(
-            "sync needs a master key name", hint="Give --key NAME (see `s3vault key list`)."
+        raise KeyMissingError(
+            "sync needs a master key, and none is current",
+            hint="Give --key NAME, or make one current with `s3vault key use NAME` "
+            "(`s3vault key generate NAME` creates one).",
         )
     try:
         return FolderSettings.model_validate(
@@ -152,7 +128,7 @@ def sync(
         app.vault.remote.throttle = Throttle(rate)
     with StateDB(default_state_path()) as state:
         engine = SyncEngine(folder, app.vault, state, workers=app.config.agent.workers)
-        with _progress_bar(f"syncing {folder.path.name}") as update:
+        with sync_progress(f"syncing {folder.path.name}") as update:
             report = engine.reconcile(force=force, dry_run=dry_run, progress=update)
     if as_json:
         emit_json(report.to_json())
@@ -163,30 +139,57 @@ def sync(
 
 def _print_sync(report: SyncReport) -> None:
     if report.dry_run:
-        planned = ", ".join(f"{n} {kind}" for kind, n in sorted(report.planned.items()))
-        console.print(f"dry run: would run {planned or 'nothing'}", highlight=False)
+        _print_dry_run(report)
     else:
         console.print(
             f"{report.uploaded} uploaded ({human_size(report.bytes)}), {report.copied} "
             f"renamed, {report.deleted} deleted, {report.touched} touched, "
             f"{len(report.deferred)} deferred, {len(report.conflicts)} conflicts, "
             f"{len(report.errors)} errors in {report.duration:.1f} s",
-            highlight=False,
         )
         if report.relearned:
             console.print(
                 f"{report.relearned} objects were re-written with the same content "
-                "(key rotation): the state learned their new ETags",
-                highlight=False,
+                "(key rotation): the state learned their new ETags"
             )
     if report.forced:
-        err_console.print(f"warning: {report.forced}", markup=False, highlight=False)
+        err_console.print(f"warning: {report.forced}")
     for conflict in report.conflicts:
-        err_console.print(f"conflict: {conflict.path}: {conflict.reason}", markup=False)
+        err_console.print(f"conflict: {conflict.path}: {conflict.reason}")
     for error in report.errors:
-        err_console.print(f"error: {error.path}: {error.message}", markup=False)
+        err_console.print(f"error: {error.path}: {error.message}")
     for path in report.deferred:
-        err_console.print(f"deferred (changing, next run): {path}", markup=False)
+        err_console.print(f"deferred (changing or gone while read; next run): {path}")
+
+
+_UPLOAD_REASONS = {"new": "new", "changed": "changed", "missing-remotely": "missing in S3"}
+
+
+def _print_dry_run(report: SyncReport) -> None:
+    """Each step the run would take, as rclone's --dry-run lists them, then the totals."""
+    for step in report.would:
+        if step.action == "upload":
+            why = _UPLOAD_REASONS.get(step.reason or "", step.reason)
+            console.print(f"would upload {step.path} ({why}, {human_size(step.bytes)})")
+        elif step.action == "rename":
+            console.print(f"would rename {step.path} → {step.to} (a server-side copy)")
+        elif step.action == "delete":
+            console.print(f"would delete {step.path} (deleted here)")
+        elif step.action == "touch":
+            console.print(f"would record {step.path} (only its modification time changed)")
+        elif step.action == "forget":
+            console.print(f"would forget {step.path} (gone here and in S3)")
+        elif step.action == "conflict":
+            console.print(f"conflict: {step.path}: {step.reason}")
+    n = report.planned
+    upload_bytes = sum(step.bytes or 0 for step in report.would if step.action == "upload")
+    line = (
+        f"dry run: would upload {plural(n.get('upload', 0), 'file')} ({human_size(upload_bytes)}), "
+        f"rename {n.get('rename', 0)}, delete {n.get('delete', 0)}"
+    )
+    if n.get("conflict"):
+        line += f"; {plural(n['conflict'], 'conflict')}"
+    console.print(line + "; nothing was changed")
 
 
 @click.command(
@@ -225,15 +228,17 @@ def restore(
     """
     url = parse_s3_url(source)
     prefix = normalise_prefix(url.key)
-    report = restore_folder(
-        app.vault,
-        url.bucket,
-        prefix,
-        local_dir.expanduser(),
-        overwrite=overwrite,
-        key_name=key_name,
-        allow_legacy=allow_legacy,
-    )
+    with count_progress("restored") as on_file:
+        report = restore_folder(
+            app.vault,
+            url.bucket,
+            prefix,
+            local_dir.expanduser(),
+            overwrite=overwrite,
+            key_name=key_name,
+            allow_legacy=allow_legacy,
+            on_file=on_file,
+        )
     if as_json:
         emit_json(report.to_json())
     else:
@@ -246,7 +251,6 @@ def _print_restore(report: RestoreReport) -> None:
         f"{report.restored} restored ({human_size(report.bytes)}), {len(report.skipped)} "
         f"kept (exist; --overwrite replaces them), {len(report.errors)} errors "
         f"in {report.duration:.1f} s",
-        highlight=False,
     )
     for error in report.errors:
-        err_console.print(f"error: {error.path}: {error.message}", markup=False)
+        err_console.print(f"error: {error.path}: {error.message}")

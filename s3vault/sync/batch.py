@@ -47,6 +47,7 @@ from s3vault.sync.engine import (
     SyncReport,
     _changed_since,
     _Tally,
+    report_unread,
 )
 from s3vault.sync.model import LocalFile, SyncedFile, Upload
 from s3vault.sync.state import InFlightUpload
@@ -198,9 +199,9 @@ class _Batch:
         except _TooBig:
             self.too_big.append(action)
             return None
-        except OSError:
+        except OSError as exc:
             # Gone, unreadable, no longer a regular file, or changed while read.
-            self._report(path, lambda r: r.deferred.append(path))
+            self._unread(path, exc, full)
             return None
         token = secrets.token_hex(8)
         try:
@@ -317,6 +318,10 @@ class _Batch:
 
     def _report(self, path: str, change: Callable[[SyncReport], None]) -> None:
         self.tally.update(change)
+        self.tally.done(path)
+
+    def _unread(self, path: str, exc: OSError, full: Path) -> None:
+        report_unread(self.tally, path, exc, full)
         self.tally.done(path)
 
     def _report_error(self, path: str, exc: S3VaultError) -> None:

@@ -24,7 +24,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -41,12 +41,14 @@ from s3vault.errors import (
     RefusedError,
     S3VaultError,
     UnreachableError,
+    local_error,
 )
 from s3vault.keys.provider import DESCRIPTION_KEY
 from s3vault.remote.etag import same_etag
 from s3vault.sync.guard import FORCE, guard
 from s3vault.sync.ignore import IgnoreRules
 from s3vault.sync.model import (
+    Action,
     Conflict,
     Copy,
     DeleteRemote,
@@ -115,6 +117,17 @@ class PathError:
     exit_code: int
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedAction:
+    """One step of a plan, in the user's words: what `sync --dry-run` lists."""
+
+    action: str  # upload, rename, delete, touch, conflict, forget (see ACTION_NAMES)
+    path: str
+    to: str | None = None  # rename: the new path
+    reason: str | None = None  # upload: new, changed, missing-remotely; conflict: why
+    bytes: int | None = None  # upload: the file's size
+
+
 @dataclass
 class SyncReport:
     """What one run did; counts of files, plus the paths that need attention."""
@@ -131,7 +144,8 @@ class SyncReport:
     conflicts: list[PathIssue] = field(default_factory=list)
     errors: list[PathError] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
-    planned: dict[str, int] = field(default_factory=dict)  # action kind -> count
+    planned: dict[str, int] = field(default_factory=dict)  # action name -> count
+    would: list[PlannedAction] = field(default_factory=list)  # dry run: every step
     bytes: int = 0
     duration: float = 0.0
     forced: str = ""  # the guard's reason when --force overruled it
@@ -152,7 +166,13 @@ class SyncReport:
 
 
 class _Tally:
-    """Thread-safe report updates and progress callbacks from the workers."""
+    """Thread-safe report updates and progress callbacks from the workers.
+
+    Progress counts bytes as they are sent (`sending`), not only when a file is
+    done, so a run busy with one large file still shows it moving.
+    """
+
+    NOTIFY_EVERY = 0.25  # seconds between progress callbacks while bytes flow
 
     def __init__(
         self,
@@ -168,20 +188,52 @@ class _Tally:
         self.bytes_done = 0
         self.progress = progress
         self.lock = threading.Lock()
+        self._sent: dict[str, int] = {}  # bytes of files still in flight, counted already
+        self._notified = 0.0
 
     def update(self, change: Callable[[SyncReport], None]) -> None:
         with self.lock:
             change(self.report)
 
+    def announce(self) -> None:
+        """Tell the progress callback what the run is about to do (0 of n files)."""
+        self._notify(None, force=True)
+
+    def sending(self, path: str, size: int) -> Callable[[int], None]:
+        """A callback for a transfer's progress: ``n`` more bytes of ``path`` went out.
+
+        Counted up to the file's ``size`` (a retried upload sends its bytes again).
+        """
+
+        def sent(n: int) -> None:
+            with self.lock:
+                before = self._sent.get(path, 0)
+                now = min(size, before + n)
+                self._sent[path] = now
+                self.bytes_done += now - before
+            self._notify(path)
+
+        return sent
+
     def done(self, path: str, nbytes: int = 0) -> None:
         with self.lock:
             self.files_done += 1
-            self.bytes_done += nbytes
+            # Bytes counted while sending are replaced by the file's final count.
+            self.bytes_done += nbytes - self._sent.pop(path, 0)
+        self._notify(path, force=True)
+
+    def _notify(self, path: str | None, *, force: bool = False) -> None:
+        if not self.progress:
+            return
+        with self.lock:
+            now = time.monotonic()
+            if not force and now - self._notified < self.NOTIFY_EVERY:
+                return
+            self._notified = now
             snapshot = SyncProgress(
                 self.files_done, self.files_total, self.bytes_done, self.bytes_total, path
             )
-        if self.progress:
-            self.progress(snapshot)
+        self.progress(snapshot)
 
 
 class SyncEngine:
@@ -301,6 +353,8 @@ class SyncEngine:
             raise SyncRefused(verdict.reason, hint=hint)
         report.forced = verdict.reason
         report.planned = _planned(plan)
+        if dry_run:
+            report.would = [_described(action, found.files) for action in _steps(plan)]
         for error_path, why in found.errors.items():
             report.errors.append(PathError(error_path, why, int(ExitCode.USAGE)))
         if not dry_run:
@@ -330,6 +384,7 @@ class SyncEngine:
             bytes_total=sum(local[u.path].size for u in uploads),
             progress=progress,
         )
+        tally.announce()
         copied: set[str] = set()
         # Copies first (they read objects an upload or delete may change), then
         # uploads and touches, deletes last: nothing is removed before what
@@ -399,8 +454,8 @@ class SyncEngine:
             # inode do not change between its open and the commit, and we compare
             # with this stat below, so the hash is that of the bytes stored.
             digest = hash_file(full, follow_symlinks=self.folder.follow_symlinks)
-        except OSError:
-            tally.update(lambda r: r.deferred.append(path))
+        except OSError as exc:
+            report_unread(tally, path, exc, full)
             tally.done(path)
             return
         token = secrets.token_hex(8)
@@ -422,6 +477,7 @@ class SyncEngine:
                         MTIME_METADATA: str(before.st_mtime_ns),
                         UPLOAD_TOKEN_METADATA: token,
                     },
+                    progress=tally.sending(path, before.st_size),
                 )
             )
         except ConflictError as exc:
@@ -692,6 +748,24 @@ class SyncEngine:
 
 V = TypeVar("V")
 
+# A file that vanished, became a folder or another kind of file, or changed while it
+# was read since the scan: the next run sees what it is now.
+_CHANGING = (FileNotFoundError, NotADirectoryError, IsADirectoryError, InterruptedError)
+
+
+def report_unread(tally: _Tally, path: str, exc: OSError, full: Path) -> None:
+    """Report a file that could not be read for its upload.
+
+    Changing or gone: deferred to the next run. Anything else (permission denied,
+    an I/O error) will not go away by itself: a per-file error that says why.
+    """
+    if isinstance(exc, _CHANGING):
+        tally.update(lambda r: r.deferred.append(path))
+        return
+    failure = local_error(exc, "read", full)
+    error = PathError(path, failure.message, int(failure.exit_code))
+    tally.update(lambda r: r.errors.append(error))
+
 
 def _under(items: dict[str, V], paths: Collection[str]) -> dict[str, V]:
     """The entries at or below any of ``paths`` (files or directories)."""
@@ -712,12 +786,45 @@ def _local_total(
     return state_total - gone + new
 
 
+ACTION_NAMES: dict[type, str] = {
+    Upload: "upload",
+    Copy: "rename",
+    DeleteRemote: "delete",
+    Touch: "touch",
+    Conflict: "conflict",
+    Forget: "forget",
+}
+"""What each kind of plan action is called in reports, the CLI and the docs."""
+
+
+def _steps(plan: Plan) -> Iterator[Action]:
+    """The plan's actions as a user counts them: a rename is one step, not a copy
+    and a delete."""
+    for action in plan.actions:
+        if not (isinstance(action, DeleteRemote) and action.renamed_to is not None):
+            yield action
+
+
 def _planned(plan: Plan) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for action in plan.actions:
-        name = type(action).__name__
+    for action in _steps(plan):
+        name = ACTION_NAMES[type(action)]
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def _described(action: Action, local: dict[str, LocalFile]) -> PlannedAction:
+    name = ACTION_NAMES[type(action)]
+    if isinstance(action, Upload):
+        file = local.get(action.path)
+        return PlannedAction(
+            name, action.path, reason=action.reason, bytes=file.size if file else None
+        )
+    if isinstance(action, Copy):
+        return PlannedAction(name, action.src_path, to=action.dst_path)
+    if isinstance(action, Conflict):
+        return PlannedAction(name, action.path, reason=action.reason)
+    return PlannedAction(name, action.path)
 
 
 def _may_delete(action: DeleteRemote, copied: set[str], tally: _Tally) -> bool:
