@@ -300,7 +300,9 @@ def test_status_progress_and_rate():
     status = AgentStatus([("f", "/p")], clock=lambda: now[0])
     status.begin_sync("f", reason="start")
     now[0] += 2
-    status.progress("f", files_done=1, files_total=4, bytes_done=2000, bytes_total=8000)
+    status.progress(
+        "f", files_done=1, files_total=4, bytes_done=2000, bytes_total=8000, current="big.iso"
+    )
     snap = status.snapshot()
     assert snap["state"] == "syncing"
     assert snap["progress"] == {
@@ -310,6 +312,7 @@ def test_status_progress_and_rate():
         "bytes_done": 2000,
         "bytes_total": 8000,
         "rate": 1000.0,
+        "current": "big.iso",
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -289,3 +290,41 @@ def test_status_watch_follows_changes(agents):
             watch.kill()
             watch.wait()
         watch.stdout.close()
+
+
+def test_a_second_agent_start_says_one_is_running_and_exits_8(agents):
+    first = agents.start()
+    r = agents.cli("agent")  # what a user types, not knowing one already runs
+    assert r.returncode == ExitCode.CONFLICT, (r.stdout, r.stderr)
+    assert f"an s3vault agent is already running (pid {first.pid})" in r.stderr.decode()
+    assert b"agent started" not in r.stdout
+    assert first.poll() is None and status(agents)["pid"] == first.pid
+
+
+def test_status_shows_bytes_moving_during_a_large_upload(agents, folder, bucket, tmp_path):
+    # 48 MiB at 12 MiB/s: about four seconds of upload, six multipart parts.
+    size = 48 * 1024 * 1024
+    agents.config.write_text(
+        "version: 1\n"
+        "s3: {addressing_style: path}\n"
+        "folders:\n"
+        f"  - {{path: {folder}, bucket: {bucket}, prefix: sync, key: agent-key}}\n"
+        "agent: {debounce_ms: 200, rescan_interval: 1h, bandwidth_limit: 12MiB}\n"
+    )
+    agents.start()
+    idle(agents)
+    staged = tmp_path / "video.bin"
+    staged.write_bytes(os.urandom(size))
+    staged.rename(folder / "video.bin")  # whole at once: no upload of a half-written file
+
+    def moving():
+        p = status(agents)["progress"]
+        return p and p["files_done"] == 0 and p["bytes_done"] > 0 and p
+
+    p = wait_for(moving, what="progress while the upload runs")
+    assert p["files_total"] == 1 and p["bytes_total"] == size
+    assert p["current"] == "video.bin" and p["rate"] > 0
+    text = agents.cli("status").stdout.decode()
+    assert re.search(r"syncing s3://\S+: 0/1 files, [\d.]+ MiB/48\.0 MiB, ", text), text
+    s = idle(agents)
+    assert s["progress"] is None and s["folders"][0]["last_report"]["uploaded"] == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import warnings
 from pathlib import Path
 
 import platformdirs
@@ -22,7 +23,12 @@ LOCK_NAME = "agent.lock"
 
 def runtime_dir() -> Path:
     """``$XDG_RUNTIME_DIR/s3vault`` (or platformdirs' fallback), created 0700, checked."""
-    path = Path(platformdirs.user_runtime_dir(APP))
+    with warnings.catch_warnings():
+        # Without XDG_RUNTIME_DIR (root on a server, a cron job) platformdirs falls back
+        # to /run/user/UID or a private temp dir and warns on every call. The fallback
+        # is checked below like any runtime dir, so the warning only adds noise.
+        warnings.simplefilter("ignore", platformdirs.RuntimeDirWarning)
+        path = Path(platformdirs.user_runtime_dir(APP))
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_private_dir(path)
     return path

@@ -7,6 +7,7 @@ holds is bounded: the recent activity list and the per-file errors keep the newe
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -41,6 +42,7 @@ class _Progress:
     files_total: int = 0
     bytes_done: int = 0
     bytes_total: int = 0
+    current: str | None = None  # the file whose progress came last
 
 
 @dataclass(slots=True)
@@ -59,6 +61,7 @@ class AgentStatus:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
+        self._pid = os.getpid()
         self._cond = threading.Condition()
         self._version = 0
         self._paused = False
@@ -90,6 +93,7 @@ class AgentStatus:
         files_total: int,
         bytes_done: int,
         bytes_total: int,
+        current: str | None = None,
     ) -> None:
         with self._changing():
             p = self._progress
@@ -97,6 +101,7 @@ class AgentStatus:
                 return
             p.files_done, p.files_total = files_done, files_total
             p.bytes_done, p.bytes_total = bytes_done, bytes_total
+            p.current = current
 
     def end_sync(
         self,
@@ -169,9 +174,11 @@ class AgentStatus:
                     "bytes_done": p.bytes_done,
                     "bytes_total": p.bytes_total,
                     "rate": p.bytes_done / elapsed,  # bytes per second since the start
+                    "current": p.current,
                 }
             return {
                 "state": self._state(),
+                "pid": self._pid,
                 "paused": self._paused,
                 "version": self._version,
                 "started_at": self._counters.started,

@@ -383,9 +383,12 @@ def went_offline(summary: dict[str, Any]) -> bool:
     return any(isinstance(e, dict) and e.get("exit_code") == ExitCode.UNREACHABLE for e in errors)
 
 
-def progress_fields(progress: Any) -> dict[str, int]:
+def progress_fields(progress: Any) -> dict[str, Any]:
     """The engine's progress object as `AgentStatus.progress` arguments."""
-    return {
+    fields: dict[str, Any] = {
         name: int(getattr(progress, name, 0) or 0)
         for name in ("files_done", "files_total", "bytes_done", "bytes_total")
     }
+    current = getattr(progress, "current", None)
+    fields["current"] = current if isinstance(current, str) else None
+    return fields

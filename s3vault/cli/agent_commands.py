@@ -8,12 +8,13 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from s3vault.cli.context import AppContext
-from s3vault.cli.output import console, emit_json, emit_json_line, err_console
+from s3vault.cli.output import console, emit_json, emit_json_line, err_console, human_size
 from s3vault.errors import ConfigError, ExitCode, UnreachableError
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -72,17 +73,26 @@ def agent(app: AppContext, foreground: bool, detached_child: bool) -> int:
 
 
 def _start_detached(app: AppContext) -> int:
-    """Start `s3vault agent --detached-child` in its own session; wait for its socket."""
+    """Start `s3vault agent --detached-child` in its own session; wait for its socket.
+
+    Started means: the socket answers with the new process's pid. An agent that is
+    running already is reported (exit 8) and no second one is started; a child that
+    stops at once is reported with what it wrote to the log.
+    """
     from s3vault.agent import paths
     from s3vault.agent.client import AgentClient
     from s3vault.agent.daemon import LOG_NAME
+    from s3vault.agent.lock import AgentLock
 
+    with AgentLock(paths.lock_path()):
+        pass  # AgentRunningError (exit 8) if an agent holds it
     log_path = paths.state_dir() / LOG_NAME
     command = [sys.executable, "-m", "s3vault"]
     if app.config_path is not None:
         command += ["--config", os.fspath(app.config_path.absolute())]
     command += ["agent", "--detached-child"]
     with open(log_path, "ab") as log:
+        offset = log.tell()
         child = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -95,16 +105,33 @@ def _start_detached(app: AppContext) -> int:
     while time.monotonic() < deadline:
         code = child.poll()
         if code is not None:
-            err_console.print(f"the agent exited with code {code}; see {log_path}")
+            _show_log_since(log_path, offset)
+            err_console.print(f"the agent stopped at once (exit code {code}); log: {log_path}")
             return code
         try:
-            with AgentClient(timeout=5):
-                console.print(f"agent started (pid {child.pid}); log: {log_path}")
-                return 0
+            with AgentClient(timeout=5) as client:
+                answered = client.status().get("pid")
         except UnreachableError:
-            time.sleep(0.2)
+            answered = None
+        if answered == child.pid:
+            console.print(f"agent started (pid {child.pid}); log: {log_path}")
+            return 0
+        # Not up yet, or another agent won a race to start: ours then stops (exit 8).
+        time.sleep(0.2)
     err_console.print(f"the agent (pid {child.pid}) did not open its socket; see {log_path}")
     return int(ExitCode.UNREACHABLE)
+
+
+def _show_log_since(log_path: Path, offset: int) -> None:
+    """Print what the child wrote to the log (its error and hint), on stderr."""
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            text = log.read(64 * 1024).decode("utf-8", "replace")
+    except OSError:
+        return
+    for line in text.splitlines()[-20:]:
+        err_console.print(line)
 
 
 @click.command(epilog=STATUS_EPILOG)
@@ -140,8 +167,11 @@ def _print_status(s: dict[str, Any]) -> None:
     if p:
         console.print(
             f"  syncing {p['folder']}: {p['files_done']}/{p['files_total']} files, "
-            f"{_size(p['bytes_done'])}/{_size(p['bytes_total'])}, {_size(p['rate'])}/s"
+            f"{human_size(p['bytes_done'])}/{human_size(p['bytes_total'])}, "
+            f"{human_size(p['rate'])}/s"
         )
+        if p.get("current"):
+            console.print(f"    {p['current']}")
     for f in s["folders"]:
         line = f"  {f['path']} -> {f['folder']}: {f['state']}"
         if f.get("last_sync"):
@@ -163,7 +193,11 @@ def _one_line(s: dict[str, Any]) -> str:
     line = f"{datetime.now():%H:%M:%S} {s['state']}"
     p = s.get("progress")
     if p:
-        line += f" {p['files_done']}/{p['files_total']} files, {_size(p['rate'])}/s"
+        line += (
+            f" {p['files_done']}/{p['files_total']} files, "
+            f"{human_size(p['bytes_done'])}/{human_size(p['bytes_total'])}, "
+            f"{human_size(p['rate'])}/s"
+        )
     if s["errors"]:
         line += f", {len(s['errors'])} file errors"
     return line
@@ -171,14 +205,6 @@ def _one_line(s: dict[str, Any]) -> str:
 
 def _time(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def _control(verb: str, done: str, as_json: bool) -> None:
@@ -195,28 +221,49 @@ def _control(verb: str, done: str, as_json: bool) -> None:
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the agent's reply as JSON.")
 
 
-@click.command()
+@click.command(
+    epilog="""\b
+Examples:
+  s3vault pause
+  s3vault pause --json          # the agent's reply: {"ok": true, "state": "paused"}"""
+)
 @_JSON
 def pause(as_json: bool) -> None:
     """Pause syncing (changes are remembered and synced on resume)."""
     _control("pause", "paused", as_json)
 
 
-@click.command()
+@click.command(
+    epilog="""\b
+Examples:
+  s3vault resume
+  s3vault pause && make-backup.sh; s3vault resume"""
+)
 @_JSON
 def resume(as_json: bool) -> None:
     """Resume syncing after `pause`."""
     _control("resume", "resumed", as_json)
 
 
-@click.command("sync-now")
+@click.command(
+    "sync-now",
+    epilog="""\b
+Examples:
+  s3vault sync-now
+  s3vault sync-now && s3vault status --watch""",
+)
 @_JSON
 def sync_now(as_json: bool) -> None:
     """Sync every folder in full now (with the S3 listing), without waiting."""
     _control("sync-now", "full sync requested", as_json)
 
 
-@click.command()
+@click.command(
+    epilog="""\b
+Examples:
+  s3vault stop
+  s3vault stop --timeout 600    # wait longer for a large upload to finish"""
+)
 @_JSON
 @click.option(
     "--timeout",
