@@ -1,45 +1,142 @@
-"""`s3vault demo` (what `make demo` runs) end to end, twice: the second run reuses
-the keys, the folder, the S3 data and the sync state of the first."""
+"""`s3vault demo` (what `make demo` runs) as a new user meets it: twice on a machine
+with a keyring service and twice on one without (where its keys end with each run),
+then `demo --serve` used from another terminal as the demo says, and ended by a
+signal with nothing left running."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 
-def run_demo(data_dir: Path) -> str:
+DEMO_TIMEOUT = 300
+
+
+def demo_env(*, keyring: bool) -> dict[str, str]:
     env = dict(os.environ, COLUMNS="160", NO_COLOR="1")
+    if not keyring:
+        # No session bus: what a fresh server or container offers.
+        env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    return env
+
+
+def run_demo(data_dir: Path, *, keyring: bool) -> str:
     r = subprocess.run(
         [sys.executable, "-m", "s3vault", "demo", "--data-dir", str(data_dir)],
-        env=env,
+        env=demo_env(keyring=keyring),
         stdin=subprocess.DEVNULL,
         capture_output=True,
-        timeout=300,
+        timeout=DEMO_TIMEOUT,
         check=False,
     )
     out = r.stdout.decode()
     assert r.returncode == 0, out + r.stderr.decode()
     assert "Traceback" not in r.stderr.decode()
+    assert out.count("identical") == 5  # four objects and the restored folder
+    assert "Next steps:" in out and "s3vault demo --serve" in out
     return out
 
 
 def test_demo_runs_end_to_end_and_again(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo"
-    first = run_demo(data_dir)
+    first = run_demo(data_dir, keyring=True)
     assert "created master key demo-aes" in first
-    assert first.count("identical") == 5  # four objects and the restored folder
     assert "are ciphertext:" in first
     assert re.search(r"first run:\s+4 uploaded", first)
     assert re.search(r"after adding journal/\S+: 1 uploaded", first)
     moved = r"after moving it to journal/archive/\S+: 0 uploaded, 1 renamed, 0 deleted"
     assert re.search(moved, first)
 
-    second = run_demo(data_dir)
+    second = run_demo(data_dir, keyring=True)
     assert "master key demo-aes already in the keyring" in second
     assert re.search(r"first run:\s+0 uploaded", second)  # the state remembers the first
-    assert second.count("identical") == 5
+    assert "empty demo bucket" not in second
     # The demo's S3 data and state stay in its data dir, never in the user's.
     assert (data_dir / "state.db").exists() and (data_dir / "s3").is_dir()
+
+
+def test_demo_runs_twice_without_a_keyring_service(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    first = run_demo(data_dir, keyring=False)
+    assert "no keyring service is running here" in first
+    assert "created master key demo-aes" in first
+    # The private keyring and its keys are gone; the S3 data and state stayed.
+    second = run_demo(data_dir, keyring=False)
+    assert "created master key demo-aes" in second
+    assert "starting with an empty demo bucket" in second
+    # Everything in the folder (the first run's journal entry too) is uploaded anew.
+    assert re.search(r"first run:\s+5 uploaded", second)
+
+
+def _children(pid: int) -> set[int]:
+    """PIDs of the direct children of ``pid`` (every thread's)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(p) for p in (task / "children").read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_demo_serve_works_from_another_terminal_and_a_signal_leaves_nothing_running(
+    tmp_path: Path, signum: int
+) -> None:
+    data_dir = tmp_path / "demo"
+    out_file = tmp_path / "serve.log"
+    with open(out_file, "wb") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "s3vault", "demo", "--serve", "--data-dir", str(data_dir)],
+            env=demo_env(keyring=False),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + DEMO_TIMEOUT
+        while b"press Ctrl-C to stop" not in out_file.read_bytes():
+            assert demo.poll() is None, out_file.read_text()
+            assert time.monotonic() < deadline, out_file.read_text()
+            time.sleep(0.2)
+        printed = out_file.read_text()
+        # What the demo tells the user to type in another terminal, typed there
+        # (a shell without this session's AWS or keyring settings).
+        source = re.search(r"^  (\. \S+)", printed, re.MULTILINE)
+        assert source, printed
+        other_terminal = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3VAULT_", "DBUS"))
+        }
+        script = (
+            f"{source.group(1)}; {sys.executable} -m s3vault get s3://s3vault-demo/demo/notes.md -"
+        )
+        got = subprocess.run(
+            ["bash", "-c", script], env=other_terminal, capture_output=True, timeout=60
+        )
+        assert got.returncode == 0, got.stderr.decode()
+        assert got.stdout == (data_dir / "folder" / "notes.md").read_bytes()
+
+        helpers = _children(demo.pid)
+        assert len(helpers) == 3  # SeaweedFS, dbus-daemon, gnome-keyring-daemon
+        demo.send_signal(signum)
+        assert demo.wait(timeout=60) == 0, out_file.read_text()
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in helpers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in helpers if _alive(pid)]
+        assert not (data_dir / "demo.env").exists()  # its credentials went with it
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
