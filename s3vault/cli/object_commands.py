@@ -6,7 +6,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -159,38 +159,30 @@ def get(
     if url.is_prefix:
         raise UsageError(f"{source} names no object", hint="Give the full key: s3://BUCKET/KEY")
     context = parse_context(context_pairs) or None
-    if local == "-" or _is_device(local):
-        if local == "-" and as_json:
-            raise UsageError("--json cannot be combined with '-' (stdout carries the data)")
-        # A stream: /dev/stdout, /dev/null, a FIFO. Written into, never replaced;
-        # nothing reaches it before the whole object verified.
-        with _open_device(local) as sink:
-            result = app.vault.get(
-                url.bucket,
-                url.key,
-                sink,
-                key_name=key_name,
-                allow_legacy=allow_legacy,
-                context=context,
-            )
-        if local == "-":
-            _note_other_key(key_name, result.key_name)
-            return
-        destination = local
-    else:
-        target = _download_target(local, url.key)
-        with transfer_progress(f"decrypting {target.name}") as bar:
-            result = app.vault.get(
-                url.bucket,
-                url.key,
-                target,
-                key_name=key_name,
-                allow_legacy=allow_legacy,
-                context=context,
-                progress=bar.advance,
-                on_size=bar.start,
-            )
-        destination = result.destination
+    if local == "-" and as_json:
+        raise UsageError("--json cannot be combined with '-' (stdout carries the data)")
+    # A stream (stdout, /dev/null, a FIFO) is written into, never replaced, and gets
+    # nothing before the whole object verified; a file appears once verified.
+    stream = local == "-" or _is_device(local)
+    target = None if stream else _download_target(local, url.key)
+    with ExitStack() as stack:
+        sink: Path | BinaryIO = target or stack.enter_context(_open_device(local))
+        name = target.name if target else PurePosixPath(url.key).name
+        bar = stack.enter_context(transfer_progress(f"decrypting {name}"))
+        result = app.vault.get(
+            url.bucket,
+            url.key,
+            sink,
+            key_name=key_name,
+            allow_legacy=allow_legacy,
+            context=context,
+            progress=bar.advance,
+            on_size=bar.start,
+        )
+    if local == "-":
+        _note_other_key(key_name, result.key_name)
+        return
+    destination = local if stream else result.destination
     if as_json:
         emit_json(
             {
