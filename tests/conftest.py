@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 CLI_TIMEOUT = 300.0
-_KEPT_VARIABLES = ("S3VAULT_VECTORS_DIR",)
+_KEPT_VARIABLES = ("S3VAULT_VECTORS_DIR", "S3VAULT_CRASH_SEED")
 # How long each service took to become ready, shown at the end of the run.
 _STARTUP_SECONDS: dict[str, float] = {}
 

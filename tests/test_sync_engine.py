@@ -538,3 +538,60 @@ def test_another_writers_object_is_still_a_conflict_after_relearning(
     s3_client.put_object(Bucket=bucket, Key=PREFIX + "a.txt", Body=b"theirs", Metadata=metadata)
     report = engine.reconcile()
     assert [c.path for c in report.conflicts] == ["a.txt"] and report.relearned == 0
+
+
+def late_write(engine: SyncEngine, vault: Vault, bucket: str, rel: str, *, token: str) -> str:
+    """What a killed agent's last request does: its object lands in S3 after the restart
+    looked for it (its announcement is settled, no row). Returns the ETag."""
+    full = engine.folder.path / rel
+    result = vault.put(
+        full,
+        bucket,
+        PREFIX + rel,
+        key_name=engine.folder.key,
+        extra_metadata={
+            MTIME_METADATA: str(full.stat().st_mtime_ns),
+            "s3vault-upload": token,
+        },
+    )
+    return result.etag
+
+
+@pytest.mark.parametrize("listing", [True, False], ids=["full-run", "event-batch"])
+@pytest.mark.parametrize("edited_meanwhile", [False, True], ids=["unchanged", "edited"])
+def test_a_write_that_landed_after_the_restart_is_ours_not_a_conflict(
+    root, bucket, vault, state, s3_client, listing, edited_meanwhile
+):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "late.txt", b"sent just before kill -9")
+    etag = late_write(engine, vault, bucket, "late.txt", token=engine.new_token())
+    assert state.get(engine.fid, "late.txt") is None and state.uploads(engine.fid) == []
+    if edited_meanwhile:
+        write(root, "late.txt", b"edited while the agent was down")
+
+    report = engine.reconcile(paths=None if listing else ["late.txt"], with_remote_listing=listing)
+    assert report.conflicts == [] and report.errors == []
+    row = state.get(engine.fid, "late.txt")
+    head = s3_client.head_object(Bucket=bucket, Key=PREFIX + "late.txt")
+    assert row is not None and row.etag.strip('"') == head["ETag"].strip('"')
+    if edited_meanwhile:
+        # Relearned, then uploaded conditional on the late object's ETag.
+        assert report.uploaded == 1 and head["ETag"] != etag
+        assert decrypted(vault, bucket, "late.txt") == b"edited while the agent was down"
+    else:
+        assert (report.uploaded, report.relearned) == (0, 1) and head["ETag"] == etag
+    assert engine.reconcile().planned == {}
+
+
+def test_a_late_write_from_another_state_is_still_a_conflict(
+    root, bucket, vault, state, s3_client, tmp_path
+):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "late.txt", b"mine")
+    with StateDB(tmp_path / "other-machine.db") as other_state:
+        other = make_engine(root, bucket, vault, other_state)
+        etag = late_write(other, vault, bucket, "late.txt", token=other.new_token())
+    report = engine.reconcile()
+    assert [c.path for c in report.conflicts] == ["late.txt"] and report.relearned == 0
+    assert state.get(engine.fid, "late.txt") is None
+    assert s3_client.head_object(Bucket=bucket, Key=PREFIX + "late.txt")["ETag"] == etag

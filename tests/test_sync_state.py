@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import subprocess
@@ -48,7 +49,7 @@ def test_wal_mode_and_schema_version(db: StateDB) -> None:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert tables == {"files", "folders", "uploads"}
+        assert tables == {"files", "folders", "uploads", "meta"}
     finally:
         raw.close()
     assert db._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
@@ -304,6 +305,14 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
         assert state.get("f", "a.txt") == SyncedFile("a.txt", 1, 2, "sha", '"e"', "k", None, 3.0)
         state.record_synced("f", replace(state.get("f", "a.txt"), token="t0k"))
         assert state.get("f", "a.txt").token == "t0k"
+        writer = state.writer
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     raw.close()
+    with StateDB(path) as state:
+        assert state.writer == writer  # made once, kept
+
+
+def test_every_database_has_its_own_writer_id(tmp_path: Path) -> None:
+    with StateDB(tmp_path / "a.db") as a, StateDB(tmp_path / "b.db") as b:
+        assert re.fullmatch("[0-9a-f]{16}", a.writer) and a.writer != b.writer

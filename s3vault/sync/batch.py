@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import secrets
 import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -163,7 +162,7 @@ class _Batch:
     def _after_rotation(self, f: _Finished) -> None:
         """A 412 on a changed file: as on the per-file path, write again on the new ETag
         if the object is ours re-written by key rotation; else it is a conflict."""
-        if not self.engine._upload_again_if_rotated(f.job.action, self.tally):
+        if not self.engine._upload_again_if_own(f.job.action, self.tally):
             issue = PathIssue(f.job.path, f.conflict or "")
             self._report(f.job.path, lambda r: r.conflicts.append(issue))
 
@@ -203,7 +202,7 @@ class _Batch:
             # Gone, unreadable, no longer a regular file, or changed while read.
             self._unread(path, exc, full)
             return None
-        token = secrets.token_hex(8)
+        token = self.engine.new_token()
         try:
             sealed = self.vault.seal(
                 data,
@@ -252,10 +251,10 @@ class _Batch:
             if _changed_since(job.full, job.before):
                 finished = _Finished(job, deferred=True)  # changed meanwhile: try again later
             else:
-                # HTTP 412: another writer's object is there, or ours re-written by
-                # key rotation (checked once the batch is done). Never overwrite it.
-                rotated = job.action.expected_etag is not None
-                finished = _Finished(job, conflict=error.message, rotated=rotated)
+                # HTTP 412: another writer's object is there, or ours (re-written by
+                # key rotation, or landed after a crash): checked once the batch is
+                # done. Never overwrite it.
+                finished = _Finished(job, conflict=error.message, rotated=True)
         else:
             finished = _Finished(job, error=error)
         self._finished.append(finished)

@@ -45,6 +45,7 @@ from s3vault.errors import (
 )
 from s3vault.keys.provider import DESCRIPTION_KEY
 from s3vault.remote.etag import same_etag
+from s3vault.remote.s3 import ObjectHead
 from s3vault.sync.guard import FORCE, guard
 from s3vault.sync.ignore import IgnoreRules
 from s3vault.sync.model import (
@@ -79,9 +80,10 @@ log = logging.getLogger(__name__)
 MTIME_METADATA = "s3vault-mtime"
 """User metadata with the file's mtime in ns: `s3vault restore` gives it back."""
 UPLOAD_TOKEN_METADATA = "s3vault-upload"  # noqa: S105 (a metadata name, not a secret)
-"""A random token per write, also kept in the state (in-flight announcement, then the
-row): it proves an object is this machine's write, after a crash between S3's answer
-and the state row, or after key rotation re-wrote the object with a new ETag."""
+"""A token per write, ``WRITER.RANDOM``, also kept in the state (in-flight announcement,
+then the row): it proves an object is this machine's write, after a crash between S3's
+answer and the state row, or after key rotation re-wrote the object with a new ETag.
+WRITER is the state database's id (`StateDB.writer`)."""
 
 UNKNOWN_HASH = ""
 """Content hash of a row whose uploaded bytes are not known for sure (see `_upload`)."""
@@ -256,6 +258,7 @@ class SyncEngine:
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self.fid = folder.folder_id
+        self.writer = state.writer
 
     # ---- one run ---------------------------------------------------------------------
 
@@ -323,7 +326,7 @@ class SyncEngine:
             if paths:
                 remote = _under(remote, paths)
             if not dry_run:
-                relearned = self._relearn_rewritten(rows, remote)
+                relearned = self._relearn_own_objects(rows, remote, found.files)
                 all_rows.update(relearned)
                 if rows is not all_rows:  # an event batch's share of them
                     rows.update(relearned)
@@ -458,7 +461,7 @@ class SyncEngine:
             report_unread(tally, path, exc, full)
             tally.done(path)
             return
-        token = secrets.token_hex(8)
+        token = self.new_token()
         self.state.begin_upload(
             self.fid, InFlightUpload(path, key, before.st_size, before.st_mtime_ns, token)
         )
@@ -487,7 +490,7 @@ class SyncEngine:
                 # Changed (or removed) while it was read: nothing was stored.
                 tally.update(lambda r: r.deferred.append(path))
             else:
-                if not relearned and self._upload_again_if_rotated(action, tally):
+                if not relearned and self._upload_again_if_own(action, tally):
                     return
                 # HTTP 412: another writer's object is there. Never overwrite it.
                 tally.update(lambda r: r.conflicts.append(PathIssue(path, reason)))
@@ -620,76 +623,139 @@ class SyncEngine:
         self._guarded(action.path, tally, work)
 
     # ---- objects written before a crash or re-written by key rotation ---------------
+    #
+    # Every write carries an upload token, `writer.random`: the writer part is this
+    # state database's (StateDB.writer). An object with such a token is this
+    # machine's own write, never another machine's: after kill -9 a write may reach
+    # S3 after its announcement was settled, and key rotation rewrites objects with
+    # new ETags but the same token. Such objects are relearned, not conflicts.
 
-    def _relearn_rewritten(
-        self, rows: dict[str, SyncedFile], remote: dict[str, RemoteObject]
+    def new_token(self) -> str:
+        """A fresh upload token of this state's writer."""
+        return f"{self.writer}.{secrets.token_hex(8)}"
+
+    def _is_own(self, token: str | None) -> bool:
+        return bool(token) and str(token).startswith(self.writer + ".")
+
+    def _relearn_own_objects(
+        self,
+        rows: dict[str, SyncedFile],
+        remote: dict[str, RemoteObject],
+        local: Collection[str],
     ) -> dict[str, SyncedFile]:
-        """Rows whose object has a new ETag but still carries this machine's upload token.
+        """Rows for objects this machine wrote that the state does not know as they are.
 
-        Key rotation re-writes objects in place (a new envelope, or a re-encryption of
-        the same plaintext) and keeps their other metadata: the ETag changes, the
-        token stays. Such an object is still the file as this machine uploaded it, not
-        another machine's write; its row learns the new ETag (and key) instead of the
-        path being reported as a conflict. One HEAD per such object, once.
+        Two kinds, one HEAD each: a row whose object has another ETag (rotated, or a
+        later write of ours that landed after a crash), and a local file with no row
+        whose object exists (a write whose announcement was settled before S3 had
+        it). Anything not ours is left for the plan to report as a conflict.
         """
         stale = [
-            row
+            path
             for path, row in rows.items()
-            if row.token
-            and (obj := remote.get(path)) is not None
-            and not same_etag(obj.etag, row.etag)
+            if (obj := remote.get(path)) is not None and not same_etag(obj.etag, row.etag)
         ]
+        unknown = [path for path in local if path not in rows and path in remote]
         learned: dict[str, SyncedFile] = {}
 
-        def relearn(row: SyncedFile) -> None:
+        def relearn(path: str) -> None:
             with contextlib.suppress(S3VaultError):  # unknown: the plan reports it
-                new = self._relearn(row)
+                new = self._relearn(path, rows.get(path))
                 if new is not None:
-                    learned[row.path] = new
+                    learned[path] = new
 
-        self._run_all(stale, relearn)
+        self._run_all([*stale, *unknown], relearn)
         return learned
 
-    def _upload_again_if_rotated(self, action: Upload, tally: _Tally) -> bool:
-        """After a 412 on ``action``: if the object is this machine's, re-written with the
-        same content since (key rotation), relearn its row and write again, once, on
-        the new ETag. False if it is another writer's object (a conflict)."""
-        if not action.expected_etag:
-            return False
-        row = self.state.get(self.fid, action.path)
-        new = self._relearn(row) if row is not None and row.token else None
+    def _upload_again_if_own(self, action: Upload, tally: _Tally) -> bool:
+        """After a 412 on ``action``: if the object there is this machine's (rotated, or
+        a write that landed after a crash), relearn its row and, unless it already
+        holds the file, write again, once, on its ETag. False if it is another
+        writer's object (a conflict)."""
+        new = self._relearn(action.path, self.state.get(self.fid, action.path))
         if new is None:
             return False
-        retry = dataclasses.replace(action, expected_etag=new.etag)
-        self._upload_once(retry, tally, relearned=True)
+        if self._holds_file(new):
+            tally.update(lambda r: setattr(r, "relearned", r.relearned + 1))
+            tally.done(action.path)
+        else:
+            retry = Upload(action.path, "changed", expected_etag=new.etag)
+            self._upload_once(retry, tally, relearned=True)
         return True
 
-    def _relearn(self, row: SyncedFile) -> SyncedFile | None:
-        """``row`` with its object's current ETag if the object still has its token."""
+    def _holds_file(self, row: SyncedFile) -> bool:
+        """Whether ``row``'s object holds the file as it is now (by size and mtime, as
+        the planner judges)."""
+        if row.content_hash == UNKNOWN_HASH:
+            return False
         try:
-            head = self.vault.remote.head(self.folder.bucket, self.folder.key_for(row.path))
+            now = os.stat(self._local(row.path), follow_symlinks=self.folder.follow_symlinks)
+        except OSError:
+            return False
+        return (now.st_size, now.st_mtime_ns) == (row.size, row.mtime_ns)
+
+    def _relearn(self, path: str, row: SyncedFile | None) -> SyncedFile | None:
+        """The row for the object now at ``path``'s key if this machine wrote it; None
+        if it is gone or another writer's. Recorded in the state."""
+        try:
+            head = self.vault.remote.head(self.folder.bucket, self.folder.key_for(path))
         except NotFoundError:
             return None
-        if head.metadata.get(UPLOAD_TOKEN_METADATA) != row.token:
+        token = head.metadata.get(UPLOAD_TOKEN_METADATA)
+        if row is not None and row.token and token == row.token:
+            # The same write, re-wrapped or re-encrypted: the same plaintext.
+            new = dataclasses.replace(
+                row,
+                etag=head.etag,
+                version_id=head.version_id,
+                key_name=_key_name_of(head.metadata) or row.key_name,
+            )
+            why = "was re-written with the same content (key rotation)"
+        elif self._is_own(token):
+            new = self._own_row(path, head)
+            why = "was written here before an interruption"
+        else:
             return None
-        new = dataclasses.replace(
-            row,
-            etag=head.etag,
-            version_id=head.version_id,
-            key_name=_key_name_of(head.metadata) or row.key_name,
-        )
         self.state.record_synced(self.fid, new)
-        log.info("%s: %s was re-written with the same content (key rotation)", self.fid, row.path)
+        log.info("%s: %s %s", self.fid, path, why)
         return new
+
+    def _own_row(self, path: str, head: ObjectHead) -> SyncedFile:
+        """A row for this machine's object at ``path``: exact if the file still has the
+        size and mtime the object records, else one the next plan uploads again."""
+        size = max(head.size - GCM_TAG_BYTES, 0)
+        mtime = head.metadata.get(MTIME_METADATA, "")
+        digest = UNKNOWN_HASH
+        full = self._local(path)
+        try:
+            now = os.stat(full, follow_symlinks=self.folder.follow_symlinks)
+            if mtime.isdigit() and (now.st_size, now.st_mtime_ns) == (size, int(mtime)):
+                digest = hash_file(full, follow_symlinks=self.folder.follow_symlinks)
+        except OSError:
+            pass
+        return SyncedFile(
+            path=path,
+            size=size,
+            # Not known to hold the file as it is: an impossible mtime and hash make
+            # the next plan compare it again and upload, conditional on this ETag.
+            mtime_ns=int(mtime) if digest != UNKNOWN_HASH else -1,
+            content_hash=digest,
+            etag=head.etag,
+            key_name=_key_name_of(head.metadata) or self.folder.key,
+            version_id=head.version_id,
+            token=head.metadata.get(UPLOAD_TOKEN_METADATA),
+        )
 
     def _recover_interrupted_uploads(self) -> None:
         """Settle the writes this state announced and never recorded (a crash, kill -9).
 
-        A write whose object S3 holds (its upload token matches) is adopted: its row
-        is recorded, so the next plan neither uploads it again nor takes it for
-        another machine's object. Multipart uploads of the others are aborted; only
-        keys this machine announced are touched, and only uploads initiated before
-        this run. Best effort: with S3 unreachable, the next run tries again.
+        A write whose object S3 holds is adopted: its row is recorded, so the next
+        plan neither uploads it again nor takes it for another machine's object.
+        Multipart uploads of the others are aborted; only keys this machine
+        announced are touched, and only uploads initiated before this run. A write
+        S3 commits after this (it was still on its way) carries this state's writer
+        id and is relearned by a later plan. Best effort: with S3 unreachable, the
+        next run tries again.
         """
         leftovers = self.state.uploads(self.fid)
         if not leftovers:
@@ -712,31 +778,10 @@ class SyncEngine:
             head = self.vault.remote.head(self.folder.bucket, upload.key)
         except NotFoundError:
             return False
-        if head.metadata.get(UPLOAD_TOKEN_METADATA) != upload.token:
-            return False  # not this write: a later one, or another machine's
-        full = self._local(upload.path)
-        digest = UNKNOWN_HASH
-        try:
-            now = os.stat(full, follow_symlinks=self.folder.follow_symlinks)
-            if (now.st_size, now.st_mtime_ns) == (upload.size, upload.mtime_ns):
-                digest = hash_file(full, follow_symlinks=self.folder.follow_symlinks)
-        except OSError:
-            pass
-        self.state.record_synced(
-            self.fid,
-            SyncedFile(
-                path=upload.path,
-                size=upload.size,
-                # The file changed since (or is gone): an impossible mtime and hash make
-                # the next plan compare it again, conditional on this ETag.
-                mtime_ns=upload.mtime_ns if digest != UNKNOWN_HASH else -1,
-                content_hash=digest,
-                etag=head.etag,
-                key_name=_key_name_of(head.metadata) or self.folder.key,
-                version_id=head.version_id,
-                token=upload.token,
-            ),
-        )
+        token = head.metadata.get(UPLOAD_TOKEN_METADATA)
+        if token != upload.token and not self._is_own(token):
+            return False  # another machine's
+        self.state.record_synced(self.fid, self._own_row(upload.path, head))
         log.info("%s: adopted %s, uploaded before an interruption", self.fid, upload.path)
         return True
 

@@ -38,7 +38,7 @@ import platformdirs
 from s3vault.errors import LocalFileError, local_error
 from s3vault.sync.model import RootIdentity, SyncedFile
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = (
     """
@@ -86,7 +86,16 @@ _SCHEMA_V1 = (
 # is this machine's object, re-wrapped, not another machine's write.
 _SCHEMA_V2 = ("ALTER TABLE files ADD COLUMN token TEXT",)
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+# v3: a random writer id for this database, the first part of every upload token it
+# hands out. An object whose token starts with it was written from this database,
+# even when its announcement is gone: a write that S3 committed only after the agent
+# that sent it was killed, and after the restart had looked for it (see docs/sync.md).
+_SCHEMA_V3 = (
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "INSERT INTO meta VALUES ('writer', lower(hex(randomblob(8))))",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 # Columns in the order of SyncedFile's fields, so a row unpacks into one.
 _SELECT_FILES = (
@@ -163,6 +172,12 @@ class StateDB:
             ) from None
         except OSError as exc:
             raise local_error(exc, "create the state database", path) from None
+
+    @property
+    def writer(self) -> str:
+        """This database's writer id (hex), the prefix of the upload tokens it issues."""
+        (value,) = self._read("SELECT value FROM meta WHERE name='writer'", ())[0]
+        return str(value)
 
     def _migrate(self) -> None:
         with self.transaction():
