@@ -111,18 +111,23 @@ def test_demo_serve_works_from_another_terminal_and_a_signal_leaves_nothing_runn
             assert time.monotonic() < deadline, out_file.read_text()
             time.sleep(0.2)
         printed = out_file.read_text()
-        # What the demo tells the user to type in another terminal, typed there
-        # (a shell without this session's AWS or keyring settings).
-        source = re.search(r"^  (\. \S+)", printed, re.MULTILINE)
-        assert source, printed
+        # The lines the demo tells the user to type in another terminal, typed there:
+        # a shell without this session's AWS or keyring settings, nor the venv on PATH.
+        steps = printed.split("In another terminal:")[1].split("Serving")[0]
+        source = next(line for line in steps.splitlines() if line.startswith("  . "))
+        get = next(line for line in steps.splitlines() if " get s3://" in line)
         other_terminal = {
             k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3VAULT_", "DBUS"))
         }
-        script = (
-            f"{source.group(1)}; {sys.executable} -m s3vault get s3://s3vault-demo/demo/notes.md -"
+        venv_bin = os.path.dirname(sys.executable)
+        other_terminal["PATH"] = os.pathsep.join(
+            p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin
         )
         got = subprocess.run(
-            ["bash", "-c", script], env=other_terminal, capture_output=True, timeout=60
+            ["bash", "-c", f"{source.split('#')[0]}; {get}"],
+            env=other_terminal,
+            capture_output=True,
+            timeout=60,
         )
         assert got.returncode == 0, got.stderr.decode()
         assert got.stdout == (data_dir / "folder" / "notes.md").read_bytes()

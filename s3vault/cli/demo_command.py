@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -365,15 +366,28 @@ def _summary(report: SyncReport) -> str:
 
 
 def _next_steps() -> None:
+    command = _command()
     print_lines(
-        """Next steps:
+        f"""Next steps:
   Keep the demo running and use it from another terminal:
-    s3vault demo --serve
+    {command} demo --serve
   Or use s3vault with your own bucket (README, "User guide"):
-    s3vault key generate my-key
-    s3vault put FILE s3://YOUR-BUCKET/
-    s3vault sync ~/Documents s3://YOUR-BUCKET/documents"""
+    {command} key generate my-key
+    {command} put FILE s3://YOUR-BUCKET/
+    {command} sync ~/Documents s3://YOUR-BUCKET/documents"""
     )
+
+
+def _command() -> str:
+    """How a shell runs this s3vault: `s3vault` when that is it on PATH, else its path
+    (`make demo` runs .venv/bin/s3vault, which a new user's PATH does not have)."""
+    script = Path(sys.argv[0])
+    if script.name == "s3vault" and script.exists():
+        on_path = shutil.which("s3vault")
+        if on_path and Path(on_path).resolve() == script.resolve():
+            return "s3vault"
+        return shlex.quote(str(script.absolute()))
+    return f"{shlex.quote(sys.executable)} -m s3vault"
 
 
 def _serve(s3: LocalS3, private: PrivateKeyring | None, base: Path) -> None:
@@ -389,12 +403,19 @@ def _serve(s3: LocalS3, private: PrivateKeyring | None, base: Path) -> None:
     variables = {**s3.env(), "S3VAULT_CONFIG": str(config_file)}
     if private is not None:
         variables.update(private.env())
+    command, extra = _command(), []
+    venv_bin = Path(sys.executable).parent
+    if command != "s3vault" and (venv_bin / "s3vault").exists():
+        # This s3vault's bin/ (the venv of `make demo`) first: `s3vault` then works there.
+        extra.append(f'export PATH={shlex.quote(str(venv_bin))}:"$PATH"')
+        command = "s3vault"
     env_file = base / "demo.env"
     lines = [
         "# Source this file (. demo.env) to use the running `s3vault demo --serve`.",
         # A profile or CA bundle meant for real AWS would redirect or break requests.
         f"unset {' '.join(s3.CONFLICTING_ENV)}",
         *(f"export {name}={shlex.quote(value)}" for name, value in variables.items()),
+        *extra,
     ]
     _write_private(env_file, "\n".join(lines) + "\n")
     keyring_note = " and so does the demo's private keyring" if private is not None else ""
@@ -402,9 +423,9 @@ def _serve(s3: LocalS3, private: PrivateKeyring | None, base: Path) -> None:
         f"""The embedded S3 endpoint keeps running{keyring_note}. In another terminal:
 
   . {shlex.quote(str(env_file))}     # its address, credentials and keyring (mode 0600)
-  s3vault ls s3://{DEMO_BUCKET}/demo/
-  s3vault get s3://{DEMO_BUCKET}/demo/notes.md -
-  s3vault put FILE s3://{DEMO_BUCKET}/mine/
+  {command} ls s3://{DEMO_BUCKET}/demo/
+  {command} get s3://{DEMO_BUCKET}/demo/notes.md -
+  {command} put FILE s3://{DEMO_BUCKET}/mine/
 
 Serving {s3.endpoint_url}; press Ctrl-C to stop."""
     )
