@@ -45,7 +45,6 @@ from s3vault.errors import (
 )
 from s3vault.keys.provider import DESCRIPTION_KEY
 from s3vault.remote.etag import same_etag
-from s3vault.remote.s3 import ObjectHead
 from s3vault.sync.guard import FORCE, guard
 from s3vault.sync.ignore import IgnoreRules
 from s3vault.sync.model import (
@@ -73,7 +72,7 @@ from s3vault.sync.scan import (
     scan_paths,
 )
 from s3vault.sync.state import InFlightUpload, StateDB
-from s3vault.vault.vault import Vault
+from s3vault.vault.vault import ObjectHead, Vault
 
 log = logging.getLogger(__name__)
 
