@@ -221,3 +221,15 @@ def test_a_state_dir_that_cannot_be_written(run_cli, stored, bucket, tmp_path):
     )
     err = fails(r, ExitCode.USAGE)
     assert "cannot create the state database" in err and "permission denied" in err
+
+
+def test_key_export_never_replaces_a_device_with_the_key(run_cli, tmp_path):
+    ok(run_cli("key", "generate", "secret-key"))
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for target in (os.devnull, str(fifo)):
+        r = run_cli("key", "export", "secret-key", "--file", target, "--yes")
+        assert f"{target} is not a regular file" in fails(r, ExitCode.USAGE)
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]  # no temp file left

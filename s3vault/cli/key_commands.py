@@ -22,6 +22,7 @@ from s3vault.errors import (
     KeyMissingError,
     NotFoundError,
     UsageError,
+    local_error,
 )
 from s3vault.keys.material import (
     GENERATE_TYPES,
@@ -265,19 +266,29 @@ def _write_private_file(path: Path, data: bytes, *, overwrite: bool) -> None:
     Writing a fresh file (O_EXCL) and renaming it means an existing file's looser mode
     or another owner never applies to the secret, and no partial file is left.
     """
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        # Never a device, FIFO or link: as root, the rename below would replace
+        # /dev/null itself with a file holding the key.
+        raise UsageError(
+            f"{path} is not a regular file: the key is written only to a file",
+            hint="Give a file name, or leave out --file to print the key on stdout.",
+        )
     if path.exists() and not overwrite:
         raise ConflictError(f"{path} already exists", hint="Pass --yes to overwrite it.")
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
-        raise UsageError(f"cannot create {path}: {exc.strerror}") from None
+        raise local_error(exc, "create", path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise local_error(exc, "write", path) from None
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
