@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.style import Style
-from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.table import Table  # only commands that print tables import it
 
 # C0 and C1 control characters, DEL, and the Unicode line separators and bidirectional
 # overrides: each can move the cursor, recolour, clear or reorder what a terminal shows.
