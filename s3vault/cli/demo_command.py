@@ -397,9 +397,11 @@ def _serve(s3: LocalS3, private: PrivateKeyring | None, base: Path) -> None:
     file (endpoint, keyring service, default key) and a shell file to source with the
     credentials and, for a private keyring, its bus address.
     """
+    from s3vault.local.seaweed import write_private
+
     config_file = base / "config.yaml"
     data = _demo_config(s3.endpoint_url, s3.region).model_dump(mode="json", exclude_defaults=True)
-    _write_private(config_file, yaml.safe_dump(data, sort_keys=False))
+    write_private(config_file, yaml.safe_dump(data, sort_keys=False))
     variables = {**s3.env(), "S3VAULT_CONFIG": str(config_file)}
     if private is not None:
         variables.update(private.env())
@@ -417,7 +419,7 @@ def _serve(s3: LocalS3, private: PrivateKeyring | None, base: Path) -> None:
         *(f"export {name}={shlex.quote(value)}" for name, value in variables.items()),
         *extra,
     ]
-    _write_private(env_file, "\n".join(lines) + "\n")
+    write_private(env_file, "\n".join(lines) + "\n")
     keyring_note = " and so does the demo's private keyring" if private is not None else ""
     print_lines(
         f"""The embedded S3 endpoint keeps running{keyring_note}. In another terminal:
@@ -438,11 +440,3 @@ Serving {s3.endpoint_url}; press Ctrl-C to stop."""
             console.print("stopping")
     finally:
         env_file.unlink(missing_ok=True)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to a file only its owner can read (it may hold credentials)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        os.fchmod(f.fileno(), 0o600)  # it may have existed with wider bits
-        f.write(text)

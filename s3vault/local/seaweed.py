@@ -102,7 +102,7 @@ def find_weed() -> Path:
     )
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, readable by the owner only (0600)."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -217,7 +217,7 @@ class LocalS3:
                 }
             ]
         }
-        _write_private(self.identities_path, json.dumps(doc, indent=2) + "\n")
+        write_private(self.identities_path, json.dumps(doc, indent=2) + "\n")
         return access_key, secret_key
 
     def _load_or_allocate_ports(self) -> SeaweedPorts:
