@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from s3vault.config.suffix import DEFAULT_INSTRUCTION_SUFFIX, InstructionSuffix
 from s3vault.config.sync import AgentSettings, FolderSettings, Size, check_folders
 
 MiB = 1024 * 1024
@@ -47,13 +48,18 @@ class KeyringSettings(_Section):
 
 
 class DefaultsSettings(_Section):
-    """What `put` uses when its options are not given."""
+    """What commands use when their options are not given."""
 
     format: Literal["v2", "v3"] = Field(
         default="v3", description="v3 (key commitment) or v2 (read by older official clients)"
     )
     envelope: Literal["metadata", "instruction-file"] = Field(
         default="metadata", description="Where the envelope is stored"
+    )
+    instruction_suffix: InstructionSuffix = Field(
+        default=DEFAULT_INSTRUCTION_SUFFIX,
+        description="Name suffix of instruction files: the envelope of KEY is in KEY + this "
+        "(the official clients' default is .instruction)",
     )
     key: str | None = Field(
         default=None, description="Master key for new objects (default: the current key)"

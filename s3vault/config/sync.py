@@ -21,6 +21,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
+from s3vault.config.suffix import InstructionSuffix
+
 # ---- durations and rates: the forms a person writes in YAML --------------------------
 
 _DURATION_PART = re.compile(r"(\d+)([smhd])")
@@ -169,6 +171,11 @@ class FolderSettings(_Section):
     )
     envelope: Literal["metadata", "instruction-file"] = Field(
         default="metadata", description="Where each object's envelope is stored"
+    )
+    instruction_suffix: InstructionSuffix | None = Field(
+        default=None,
+        description="Name suffix of the folder's instruction files "
+        "(default: defaults.instruction_suffix)",
     )
     delete: Literal["mirror", "keep"] = Field(
         default="mirror",
