@@ -585,11 +585,24 @@ def test_remote_index_keeps_the_folders_files_only() -> None:
         Summary("laptop/other/c.txt", 5, '"6"'),
         "laptop/docs/sub/",
     ]
-    index = remote_index(listing, settings)
+    index = remote_index(listing, settings, lambda key: key.endswith(".instruction"))
     assert index == {
         "a.txt": RemoteObject("a.txt", '"1"', 10),
         "sub/b.txt": RemoteObject("sub/b.txt", '"2"', 20),
     }
+
+
+def test_remote_index_takes_keys_under_another_suffix_for_files() -> None:
+    # With the folder's suffix .env, a .instruction object is a file of the folder and
+    # a .env object is an envelope.
+    settings = folder(prefix="docs")
+    listing: list[Summary | str] = [
+        Summary("docs/a.txt", 10, '"1"'),
+        Summary("docs/a.txt.env", 300, '"2"'),
+        Summary("docs/b.instruction", 20, '"3"'),
+    ]
+    index = remote_index(listing, settings, lambda key: key.endswith(".env"))
+    assert set(index) == {"a.txt", "b.instruction"}
 
 
 def test_folder_settings_path_is_used_in_messages() -> None:

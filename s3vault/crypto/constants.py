@@ -49,7 +49,6 @@ V3_CONTENT_IV: Final = b"\x01" * GCM_IV_BYTES
 V3_SUITE_ID_BYTES: Final = b"\x00\x73"
 
 METADATA_LIMIT_BYTES: Final = 2048
-INSTRUCTION_SUFFIX: Final = ".instruction"
 
 # KMS encryption-context keys the format owns: a user context must not set them.
 RESERVED_CONTEXT_KEY: Final = "aws:x-amz-cek-alg"

@@ -119,13 +119,24 @@ _COMPACT = (",", ":")
 
 
 def needs_instruction_file(metadata: Mapping[str, str]) -> bool:
-    """True when the envelope (or V3's data-key part) must be read from KEY.instruction.
+    """True when the envelope (or V3's data-key part) must be read from an instruction file.
 
     Also True for an object with no envelope keys at all: the caller then looks for
     the instruction file and, if there is none, the object is not encrypted.
     Raises `FormatError` when more than one data-key field is present.
     """
     return _check_confusion(metadata) is None
+
+
+def expects_instruction_file(metadata: Mapping[str, str]) -> bool:
+    """True when metadata without an envelope still shows an encryption client wrote it.
+
+    V3's content part (x-amz-c/d/i) or x-amz-unencrypted-content-length, which the
+    official clients add to every object and leave as the only entry when the envelope
+    is in an instruction file. Such an object without its instruction file is an
+    encrypted object whose envelope was not found, never a plain one.
+    """
+    return META_UNENCRYPTED_LENGTH in metadata or any(k in metadata for k in _V3_METADATA_ONLY)
 
 
 def parse_envelope(

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s3vault.config.sync import FolderSettings
-from s3vault.crypto.constants import INSTRUCTION_SUFFIX
 from s3vault.crypto.envelope import Location, Version
 from s3vault.errors import ConflictError, S3VaultError
 from s3vault.remote.native import IN_FLIGHT, NativeS3, PutOutcome, PutRequest, supports_key
@@ -220,8 +219,8 @@ class _Batch:
             return None
         bucket = self.folder.bucket
         then = None
-        if sealed.instruction is not None:
-            then = PutRequest(bucket, key + INSTRUCTION_SUFFIX, sealed.instruction)
+        if sealed.instruction is not None and sealed.instruction_key is not None:
+            then = PutRequest(bucket, sealed.instruction_key, sealed.instruction)
         return PutRequest(
             bucket,
             key,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from s3vault.config.sync import FolderSettings
-from s3vault.crypto.constants import GCM_TAG_BYTES, INSTRUCTION_SUFFIX
+from s3vault.crypto.constants import GCM_TAG_BYTES
 from s3vault.crypto.envelope import Location, Version, parse_envelope
 from s3vault.errors import (
     ConflictError,
@@ -251,7 +251,8 @@ class SyncEngine:
         backoff: float = 0.5,
     ) -> None:
         self.folder = folder
-        self.vault = vault
+        # The folder's instruction files are under its own suffix, if it names one.
+        self.vault = vault.with_instruction_suffix(folder.instruction_suffix)
         self.state = state
         self.workers = max(1, workers)
         self.attempts = max(1, attempts)
@@ -321,7 +322,7 @@ class SyncEngine:
         remote: dict[str, RemoteObject] | None = None
         if with_remote_listing:
             listing = self.vault.remote.list(self.folder.bucket, self.folder.prefix)
-            remote = remote_index(listing, self.folder)
+            remote = remote_index(listing, self.folder, self.vault.is_instruction_key)
             if paths:
                 remote = _under(remote, paths)
             if not dry_run:
@@ -541,31 +542,18 @@ class SyncEngine:
         def work() -> None:
             source = rows[action.src_path]
             file = local[action.dst_path]
-            bucket, remote = self.folder.bucket, self.vault.remote
-            src_key = self.folder.key_for(action.src_path)
-            dst_key = self.folder.key_for(action.dst_path)
+            # The envelope travels with the object: its instruction file is copied too.
             written = self._retrying(
-                lambda: remote.copy_object(
-                    bucket,
-                    src_key,
-                    dst_key,
+                lambda: self.vault.copy(
+                    self.folder.bucket,
+                    self.folder.key_for(action.src_path),
+                    self.folder.key_for(action.dst_path),
                     if_match=action.src_etag,
                     # The object is the plaintext and the GCM tag; above the copy
                     # threshold (5 GiB) it is copied in parts.
                     size=source.size + GCM_TAG_BYTES,
                 )
             )
-            # The envelope travels with the object: copy its instruction file too
-            # (after the object, as Vault.put writes them).
-            if self._retrying(lambda: remote.exists(bucket, src_key + INSTRUCTION_SUFFIX)):
-                self._retrying(
-                    lambda: remote.put_bytes(
-                        bucket,
-                        dst_key + INSTRUCTION_SUFFIX,
-                        remote.get_bytes(bucket, src_key + INSTRUCTION_SUFFIX),
-                        {},
-                    )
-                )
             self.state.record_synced(
                 self.fid,
                 SyncedFile(
@@ -610,8 +598,7 @@ class SyncEngine:
                 tally.update(lambda r: r.conflicts.append(issue))
                 tally.done(action.path)
                 return
-            if self._retrying(lambda: remote.exists(bucket, key + INSTRUCTION_SUFFIX)):
-                self._retrying(lambda: remote.delete(bucket, key + INSTRUCTION_SUFFIX))
+            self._retrying(lambda: self.vault.delete_instruction_file(bucket, key))
             # A rename's row was recorded under the new name by the copy already; it
             # counts as `copied` (renamed), not as a deleted file.
             self.state.forget(self.fid, action.path)

@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Literal, Protocol
 
 from s3vault.config.sync import FolderSettings
-from s3vault.crypto.constants import INSTRUCTION_SUFFIX
 from s3vault.remote.etag import same_etag
 from s3vault.sync.model import (
     Action,
@@ -229,19 +228,22 @@ class Listed(Protocol):
 
 
 def remote_index(
-    listing: Iterable[Listed | str], folder: FolderSettings
+    listing: Iterable[Listed | str],
+    folder: FolderSettings,
+    is_instruction_key: Callable[[str], bool],
 ) -> dict[str, RemoteObject]:
     """The ``remote`` argument of `plan` from a recursive listing of the folder's prefix.
 
-    Instruction files are envelopes of other objects, and keys ending in ``/`` are
-    "folder" placeholders some tools make: neither is a file of the folder.
+    Instruction files (the keys ``is_instruction_key`` tells) are envelopes of other
+    objects, and keys ending in ``/`` are "folder" placeholders some tools make:
+    neither is a file of the folder.
     """
     index: dict[str, RemoteObject] = {}
     for obj in listing:
         if isinstance(obj, str):
             continue  # a common prefix; only in non-recursive listings
         path = folder.relpath_for(obj.key)
-        if path is None or path.endswith("/") or path.endswith(INSTRUCTION_SUFFIX):
+        if path is None or path.endswith("/") or is_instruction_key(obj.key):
             continue
         index[path] = RemoteObject(path, obj.etag, obj.size)
     return index

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from s3vault.crypto.constants import INSTRUCTION_SUFFIX
 from s3vault.errors import ExitCode, NotFoundError, RefusedError, S3VaultError, local_error
 from s3vault.remote.s3 import ObjectSummary
 from s3vault.sync.engine import MTIME_METADATA, PathError
@@ -116,7 +115,7 @@ def _restore_all(
         found = True
         relkey = entry.key[len(prefix) :]
         # Instruction files belong to their object; "dir/" keys are folder placeholders.
-        if relkey.endswith(INSTRUCTION_SUFFIX) or relkey.endswith("/") or not relkey:
+        if vault.is_instruction_key(entry.key) or relkey.endswith("/") or not relkey:
             continue
         try:
             _restore_one(

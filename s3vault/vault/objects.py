@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from s3vault.crypto.constants import CEK_CBC, CEK_GCM, INSTRUCTION_SUFFIX, SUITE_V3
+from s3vault.crypto.constants import CEK_CBC, CEK_GCM, SUITE_V3
 from s3vault.crypto.content import plaintext_length
-from s3vault.crypto.envelope import Envelope, Location
+from s3vault.crypto.envelope import Envelope
 from s3vault.remote.s3 import ObjectHead
 
 KEY_NAME_FIELD = "s3vault-key"
@@ -38,6 +38,7 @@ class ObjectInfo:
     version_id: str | None
     envelope: Envelope | None
     envelope_error: str | None = None
+    instruction_file: str | None = None  # the key of the object holding the envelope, if any
 
     @property
     def url(self) -> str:
@@ -67,7 +68,12 @@ class ObjectInfo:
 
     @classmethod
     def from_head(
-        cls, head: ObjectHead, envelope: Envelope | None, error: str | None = None
+        cls,
+        head: ObjectHead,
+        envelope: Envelope | None,
+        error: str | None = None,
+        *,
+        instruction_file: str | None = None,
     ) -> ObjectInfo:
         return cls(
             bucket=head.bucket,
@@ -78,6 +84,7 @@ class ObjectInfo:
             version_id=head.version_id,
             envelope=envelope,
             envelope_error=error,
+            instruction_file=instruction_file,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -104,11 +111,7 @@ class ObjectInfo:
         data.update(
             {
                 "location": env.location.value,
-                "instruction_file": (
-                    self.key + INSTRUCTION_SUFFIX
-                    if env.location is Location.INSTRUCTION_FILE
-                    else None
-                ),
+                "instruction_file": self.instruction_file,
                 "content_cipher": env.content_cipher,
                 "content_cipher_name": CONTENT_CIPHER_NAMES.get(env.content_cipher),
                 "wrap_algorithm": env.wrap_algorithm

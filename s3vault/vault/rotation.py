@@ -36,7 +36,6 @@ from s3vault.crypto.constants import (
     COMMITMENT_BYTES,
     GCM_MAX_PLAINTEXT,
     GCM_TAG_BITS,
-    INSTRUCTION_SUFFIX,
     MESSAGE_ID_BYTES,
     META_CEK_ALG,
     META_COMMITMENT_V3,
@@ -70,6 +69,7 @@ from s3vault.crypto.envelope import (
     Location,
     Version,
     check_metadata_size,
+    expects_instruction_file,
     instruction_file_body,
     needs_instruction_file,
     parse_envelope,
@@ -92,7 +92,7 @@ from s3vault.errors import (
 from s3vault.keys.material import KmsKey, MasterKey, validate_name
 from s3vault.keys.provider import DESCRIPTION_KEY, KeyProvider
 from s3vault.remote.s3 import ObjectSummary, ObjectVersion, S3Remote, StoredObject, Written, s3_url
-from s3vault.vault.vault import Vault
+from s3vault.vault.vault import OTHER_SUFFIX_HINT, Vault
 
 DEFAULT_WORKERS = 8
 
@@ -362,6 +362,7 @@ class Rotator:
     def __init__(self, vault: Vault, options: RotationOptions) -> None:
         self.remote: S3Remote = vault.remote
         self.keys: KeyProvider = vault.keys
+        self._vault = vault  # for where instruction files are (its suffix)
         self.options = options
         self._default_version = Version(vault.defaults.format)
         self._lock = threading.Lock()
@@ -388,10 +389,11 @@ class Rotator:
 
     def rotate_one(self, bucket: str, key: str, report: RotationReport) -> None:
         """Rotate one object into ``report``, then count its old non-current versions."""
-        if key.endswith(INSTRUCTION_SUFFIX):
+        suffix = self._vault.instruction_suffix
+        if self._vault.is_instruction_key(key):
             raise UsageError(
                 f"{s3_url(bucket, key)} is an instruction file",
-                hint=f"Rotate its object: s3://{bucket}/{key[: -len(INSTRUCTION_SUFFIX)]}",
+                hint=f"Rotate its object: {s3_url(bucket, key[: -len(suffix)])}",
             )
         report.add(self.rotate_object(bucket, key))
         if self.options.count_versions:
@@ -443,7 +445,7 @@ class Rotator:
         for entry in self.remote.list(bucket, prefix, recursive=True):
             # Instruction files are rotated with their object (s3vault never stores an
             # object of its own under that suffix).
-            if not isinstance(entry, ObjectSummary) or entry.key.endswith(INSTRUCTION_SUFFIX):
+            if not isinstance(entry, ObjectSummary) or self._vault.is_instruction_key(entry.key):
                 continue
             if on_found:
                 on_found(entry.key)
@@ -511,12 +513,16 @@ class Rotator:
         metadata = stored.head.metadata
         if not needs_instruction_file(metadata):
             return _Snapshot(stored, parse_envelope(metadata))
+        where = self._vault.instruction_key(key)
         try:
-            body, instruction = self.remote.get_small(bucket, key + INSTRUCTION_SUFFIX)
+            body, instruction = self.remote.get_small(bucket, where)
         except NotFoundError:
-            if any(k in metadata for k in (META_CONTENT_CIPHER_V3, META_COMMITMENT_V3)):
+            if expects_instruction_file(metadata):
                 raise FormatError(
-                    f"{s3_url(bucket, key)} names an instruction file that is missing"
+                    f"{s3_url(bucket, key)} was written by an encryption client and has no "
+                    f"envelope in its metadata, but its instruction file "
+                    f"{s3_url(bucket, where)} does not exist",
+                    hint=OTHER_SUFFIX_HINT,
                 ) from None
             return _Snapshot(stored, None)
         fields = parse_instruction_file(body)
@@ -645,7 +651,7 @@ class Rotator:
         with _conflict_as(snap.url):
             return self.remote.put_bytes_if_match(
                 snap.bucket,
-                snap.key + INSTRUCTION_SUFFIX,
+                self._vault.instruction_key(snap.key),
                 body,
                 snap.instruction.head.metadata,
                 if_match=snap.instruction.head.etag,
@@ -665,7 +671,7 @@ class Rotator:
                 assert snap.instruction_body is not None
                 self.remote.put_bytes_if_match(
                     snap.bucket,
-                    snap.key + INSTRUCTION_SUFFIX,
+                    self._vault.instruction_key(snap.key),
                     snap.instruction_body,
                     snap.instruction.head.metadata,
                     if_match=written.etag,
@@ -840,7 +846,7 @@ class Rotator:
         """
         if self.remote.bucket_versioning(bucket) is None:
             return None
-        wanted = {prefix, prefix + INSTRUCTION_SUFFIX} if exact else None
+        wanted = {prefix, self._vault.instruction_key(prefix)} if exact else None
         versions = (
             v
             for v in self.remote.list_versions(bucket, prefix)
@@ -851,7 +857,7 @@ class Rotator:
 
     def _version_has_old_key(self, bucket: str, version: ObjectVersion) -> bool:
         try:
-            if version.key.endswith(INSTRUCTION_SUFFIX):
+            if self._vault.is_instruction_key(version.key):
                 body, _ = self.remote.get_small(bucket, version.key, version_id=version.version_id)
                 env = _data_key_envelope(parse_instruction_file(body))
             else:

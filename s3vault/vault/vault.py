@@ -18,13 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from s3vault.config.model import DefaultsSettings
-from s3vault.crypto.constants import (
-    CEK_GCM,
-    GCM_MAX_PLAINTEXT,
-    GCM_TAG_BYTES,
-    INSTRUCTION_SUFFIX,
-    SUITE_V3,
-)
+from s3vault.config.suffix import check_instruction_suffix
+from s3vault.crypto.constants import CEK_GCM, GCM_MAX_PLAINTEXT, GCM_TAG_BYTES, SUITE_V3
 from s3vault.crypto.content import (
     ContentDecryptor,
     ContentEncryptor,
@@ -37,6 +32,7 @@ from s3vault.crypto.envelope import (
     Location,
     Version,
     check_metadata_size,
+    expects_instruction_file,
     instruction_file_body,
     needs_instruction_file,
     parse_envelope,
@@ -54,12 +50,17 @@ from s3vault.errors import (
     local_error,
 )
 from s3vault.keys.provider import EncryptionMaterials, KeyProvider
-from s3vault.remote.s3 import ObjectHead, ObjectSummary, Progress, S3Remote, s3_url
+from s3vault.remote.s3 import ObjectHead, ObjectSummary, Progress, S3Remote, Written, s3_url
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.streams import EncryptingReader, decrypt_to_file, decrypt_to_stream
 
 UNENCRYPTED_LENGTH = "x-amz-unencrypted-content-length"
+OTHER_SUFFIX_HINT = (
+    "If its writer keeps envelopes under another suffix, name it with --instruction-suffix "
+    "(or defaults.instruction_suffix in the config)."
+)
 LIST_WORKERS = 16
+MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class PutResult:
     location: str
     key_name: str
     wrap_algorithm: str
+    instruction_file: str | None  # the key of the instruction file written, if any
 
     @property
     def url(self) -> str:
@@ -87,7 +89,8 @@ class SealedObject:
     key: str
     body: bytes  # ciphertext followed by the GCM tag
     metadata: dict[str, str]  # the envelope (or V3's part of it) and the extra metadata
-    instruction: bytes | None  # body of KEY.instruction, written after the object
+    instruction: bytes | None  # body of the instruction file, written after the object
+    instruction_key: str | None  # where that body goes: KEY + the vault's suffix
     plaintext_size: int
     format: str
     location: str
@@ -132,6 +135,36 @@ class Vault:
         self.keys = keys
         self.defaults = defaults
 
+    # ---- instruction files -----------------------------------------------------------
+
+    @property
+    def instruction_suffix(self) -> str:
+        """The envelope of object KEY, when not in its metadata, is object KEY + this."""
+        return self.defaults.instruction_suffix
+
+    def with_instruction_suffix(self, suffix: str | None) -> Vault:
+        """This vault reading and writing instruction files under ``suffix``.
+
+        None (or the same suffix) is this vault. The copy shares the S3 client and the
+        key provider; UsageError for a suffix `check_instruction_suffix` refuses.
+        """
+        if suffix is None or suffix == self.instruction_suffix:
+            return self
+        try:
+            check_instruction_suffix(suffix)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        defaults = self.defaults.model_copy(update={"instruction_suffix": suffix})
+        return Vault(self.remote, self.keys, defaults)
+
+    def instruction_key(self, key: str) -> str:
+        """The key of the instruction file that holds (or would hold) ``key``'s envelope."""
+        return key + self.instruction_suffix
+
+    def is_instruction_key(self, key: str) -> bool:
+        """Whether ``key`` names an instruction file (under this vault's suffix)."""
+        return len(key) > len(self.instruction_suffix) and key.endswith(self.instruction_suffix)
+
     # ---- put -----------------------------------------------------------------------
 
     def put(
@@ -162,7 +195,7 @@ class Vault:
         """
         version = version or Version(self.defaults.format)
         location = location or Location(self.defaults.envelope)
-        _check_object_key(key)
+        self._check_object_key(key, location)
         with _open_regular_file(local) as (source, size):
             if size > GCM_MAX_PLAINTEXT:
                 raise RefusedError(
@@ -188,7 +221,7 @@ class Vault:
                 if_none_match=if_none_match,
             )
         if new.instruction is not None:
-            self.remote.put_bytes(bucket, key + INSTRUCTION_SUFFIX, new.instruction, {})
+            self.remote.put_bytes(bucket, self.instruction_key(key), new.instruction, {})
         return PutResult(
             bucket=bucket,
             key=key,
@@ -200,6 +233,7 @@ class Vault:
             location=location.value,
             key_name=new.materials.key_name,
             wrap_algorithm=new.materials.wrap_algorithm,
+            instruction_file=self.instruction_key(key) if new.instruction is not None else None,
         )
 
     def seal(
@@ -218,13 +252,13 @@ class Vault:
         Same data key handling, envelope, metadata (x-amz-unencrypted-content-length,
         ``extra_metadata``) and checks as `put`; nothing is sent. The caller writes
         `SealedObject.body` with `SealedObject.metadata` to ``key`` and then, if set,
-        `SealedObject.instruction` to ``key + ".instruction"`` (object first, so a
+        `SealedObject.instruction` to `SealedObject.instruction_key` (object first, so a
         reader never finds an envelope whose object does not exist yet). The whole
         body is in memory: meant for small files (the sync engine's batch path).
         """
         version = version or Version(self.defaults.format)
         location = location or Location(self.defaults.envelope)
-        _check_object_key(key)
+        self._check_object_key(key, location)
         size = len(plaintext)
         if size > GCM_MAX_PLAINTEXT:
             raise RefusedError(
@@ -237,6 +271,7 @@ class Vault:
             body=body,
             metadata=new.metadata,
             instruction=new.instruction,
+            instruction_key=self.instruction_key(key) if new.instruction is not None else None,
             plaintext_size=size,
             format=version.value,
             location=location.value,
@@ -349,12 +384,16 @@ class Vault:
         """
         instruction: dict[str, str] | None = None
         if needs_instruction_file(head.metadata):
+            where = self.instruction_key(head.key)
             try:
-                body = self.remote.get_bytes(head.bucket, head.key + INSTRUCTION_SUFFIX)
+                body = self.remote.get_bytes(head.bucket, where)
             except NotFoundError:
-                if _has_partial_v3(head.metadata):
+                if expects_instruction_file(head.metadata):
                     raise FormatError(
-                        f"{s3_url(head.bucket, head.key)} names an instruction file that is missing"
+                        f"{s3_url(head.bucket, head.key)} was written by an encryption client "
+                        "and has no envelope in its metadata, but its instruction file "
+                        f"{s3_url(head.bucket, where)} does not exist",
+                        hint=OTHER_SUFFIX_HINT,
                     ) from None
                 return None
             instruction = parse_instruction_file(body)
@@ -362,11 +401,17 @@ class Vault:
 
     def inspect(self, bucket: str, key: str) -> ObjectInfo:
         head = self.remote.head(bucket, key)
-        return ObjectInfo.from_head(head, self.read_envelope(head))
+        return self._info(head, self.read_envelope(head))
+
+    def _info(self, head: ObjectHead, envelope: Envelope | None) -> ObjectInfo:
+        in_file = envelope is not None and envelope.location is Location.INSTRUCTION_FILE
+        return ObjectInfo.from_head(
+            head, envelope, instruction_file=self.instruction_key(head.key) if in_file else None
+        )
 
     def _info_or_error(self, head: ObjectHead) -> ObjectInfo:
         try:
-            return ObjectInfo.from_head(head, self.read_envelope(head))
+            return self._info(head, self.read_envelope(head))
         except S3VaultError as exc:
             # One broken envelope must not hide the rest of a listing.
             return ObjectInfo.from_head(head, None, error=exc.message)
@@ -376,23 +421,36 @@ class Vault:
     ) -> Iterator[ObjectInfo | PrefixEntry]:
         """Objects under ``prefix`` with their envelopes (HEADs run in parallel).
 
-        Instruction files are not listed as objects of their own: they show as
-        the `location` of the object they belong to.
+        Instruction files (under this vault's suffix) are not listed as objects of
+        their own: they show as the `location` of the object they belong to. A key
+        ending in the suffix whose object does not exist is listed as what it is.
         """
         entries = self.remote.list(bucket, prefix, recursive=recursive)
         with ThreadPoolExecutor(max_workers=LIST_WORKERS, thread_name_prefix="s3-head") as pool:
             for batch in _batches(entries, 256):
                 keys = {e.key for e in batch if isinstance(e, ObjectSummary)}
-                heads: list[PrefixEntry | Future[ObjectInfo]] = []
+                heads: list[PrefixEntry | Future[ObjectInfo | None]] = []
                 for entry in batch:
                     if isinstance(entry, str):
                         heads.append(PrefixEntry(bucket, entry))
-                    elif _is_instruction_of(entry.key, keys):
-                        continue
+                    elif self.is_instruction_key(entry.key):
+                        base = entry.key[: -len(self.instruction_suffix)]
+                        if base not in keys:
+                            # Its object may sit in an earlier batch of the listing.
+                            heads.append(pool.submit(self._orphan_info, bucket, entry, base))
                     else:
                         heads.append(pool.submit(self._summary_info, bucket, entry))
                 for item in heads:
-                    yield item if isinstance(item, PrefixEntry) else item.result()
+                    if isinstance(item, PrefixEntry):
+                        yield item
+                    elif (info := item.result()) is not None:
+                        yield info
+
+    def _orphan_info(self, bucket: str, entry: ObjectSummary, base: str) -> ObjectInfo | None:
+        """None when ``entry`` is the instruction file of object ``base``, else its info."""
+        if self.remote.exists(bucket, base):
+            return None
+        return self._summary_info(bucket, entry)
 
     def _summary_info(self, bucket: str, entry: ObjectSummary) -> ObjectInfo:
         try:
@@ -405,9 +463,9 @@ class Vault:
     # ---- delete --------------------------------------------------------------------
 
     def delete(self, bucket: str, key: str) -> bool:
-        """Delete an object and its instruction file; False if neither existed."""
+        """Delete an object and its instruction file; NotFoundError if neither existed."""
         existed = self.remote.exists(bucket, key)
-        instruction = key + INSTRUCTION_SUFFIX
+        instruction = self.instruction_key(key)
         has_instruction = self.remote.exists(bucket, instruction)
         if not existed and not has_instruction:
             raise NotFoundError(f"{s3_url(bucket, key)} does not exist")
@@ -416,6 +474,54 @@ class Vault:
         if has_instruction:
             self.remote.delete(bucket, instruction)
         return True
+
+    def delete_instruction_file(self, bucket: str, key: str) -> bool:
+        """Delete the instruction file of ``key`` (its object already gone); False if none."""
+        instruction = self.instruction_key(key)
+        if not self.remote.exists(bucket, instruction):
+            return False
+        self.remote.delete(bucket, instruction)
+        return True
+
+    # ---- copy ----------------------------------------------------------------------
+
+    def copy(self, bucket: str, src_key: str, dst_key: str, *, if_match: str, size: int) -> Written:
+        """Copy an object server-side, its instruction file with it (after the object).
+
+        ``if_match`` pins the source's ETag (ConflictError if it changed); ``size`` is
+        its stored size, which decides between a single and a multipart copy. An object
+        whose envelope should be in an instruction file that is not there under this
+        vault's suffix is refused (FormatError) rather than copied without its envelope.
+        """
+        src_instruction = self.instruction_key(src_key)
+        has_instruction = self.remote.exists(bucket, src_instruction)
+        if not has_instruction and needs_instruction_file(
+            self.remote.head(bucket, src_key).metadata
+        ):
+            raise FormatError(
+                f"{s3_url(bucket, src_key)} has no envelope in its metadata and no "
+                f"instruction file {s3_url(bucket, src_instruction)}: not copied",
+                hint=OTHER_SUFFIX_HINT,
+            )
+        written = self.remote.copy_object(bucket, src_key, dst_key, if_match=if_match, size=size)
+        if has_instruction:
+            body = self.remote.get_bytes(bucket, src_instruction)
+            self.remote.put_bytes(bucket, self.instruction_key(dst_key), body, {})
+        return written
+
+    def _check_object_key(self, key: str, location: Location) -> None:
+        """Refuse a key that names an instruction file, or is too long to have one."""
+        if self.is_instruction_key(key):
+            raise UsageError(
+                f"object keys ending in {self.instruction_suffix!r} are reserved for "
+                "instruction files (the envelopes of other objects)",
+                hint="Choose another name, or another suffix with --instruction-suffix.",
+            )
+        longest = self.instruction_key(key) if location is Location.INSTRUCTION_FILE else key
+        if len(longest.encode("utf-8")) > MAX_KEY_BYTES:
+            raise UsageError(
+                f"the key {longest!r} is longer than the {MAX_KEY_BYTES} bytes S3 allows"
+            )
 
 
 # ---- helpers ---------------------------------------------------------------------
@@ -435,11 +541,6 @@ def _open_regular_file(path: Path) -> Iterator[tuple[io.BufferedReader, int]]:
         raise local_error(exc, "read", path) from None
     with source:
         yield source, os.fstat(source.fileno()).st_size
-
-
-def _check_object_key(key: str) -> None:
-    if key.endswith(INSTRUCTION_SUFFIX):
-        raise UsageError(f"object keys ending in '{INSTRUCTION_SUFFIX}' are reserved for envelopes")
 
 
 def _add_extra_metadata(metadata: dict[str, str], extra: Mapping[str, str] | None) -> None:
@@ -465,14 +566,6 @@ def _check_unchanged(path: Path, before: os.stat_result) -> None:
             f"{path} changed while it was being uploaded; nothing was stored",
             hint="Upload it again once the file is no longer changing.",
         )
-
-
-def _has_partial_v3(metadata: Mapping[str, str]) -> bool:
-    return any(k in metadata for k in ("x-amz-c", "x-amz-d", "x-amz-i"))
-
-
-def _is_instruction_of(key: str, keys: set[str]) -> bool:
-    return key.endswith(INSTRUCTION_SUFFIX) and key[: -len(INSTRUCTION_SUFFIX)] in keys
 
 
 def _batches(
