@@ -341,7 +341,9 @@ s3vault refuses (exit 8) to delete a key that a synced folder in the config uses
 and, for AES and RSA keys, while an object still names the key in its description in
 the buckets listed under `buckets:` in the config, the synced folders' prefixes, or
 the places given with --check: rotate those objects first (`s3vault rotate
-s3://BUCKET/ -r --from-key NAME --to-key NEW`). Objects that do not name their key
+s3://BUCKET/ -r --from-key NAME --to-key NEW`). It also refuses while an object there
+has an envelope it cannot read (e.g. an instruction file under another suffix), since
+that object may need the key. Objects that do not name their key
 (written by other clients) are not found this way, and KMS-wrapped objects are not
 looked for (they do not name their key; deleting a KMS key here only forgets
 s3vault's reference to it).
@@ -399,15 +401,27 @@ def _refuse_if_still_used(
         )
     if not scan:
         return  # a KMS-wrapped object does not name its key
-    places = [_place(text) for text in (*config.buckets, *checks)]
-    places += [S3Url(f.bucket, _as_prefix(f.prefix)) for f in config.folders]
+    places: list[tuple[S3Url, str | None]] = [
+        (_place(text), None) for text in (*config.buckets, *checks)
+    ]
+    # Each folder's objects keep their instruction files under the folder's suffix.
+    places += [
+        (S3Url(f.bucket, _as_prefix(f.prefix)), f.instruction_suffix) for f in config.folders
+    ]
     if not places:
         err_console.print(
             "note: no bucket was checked for objects that need this key "
             "(list them under `buckets:` in the config, or pass --check s3://BUCKET)",
         )
         return
-    users = _objects_naming(app, name, places)
+    users, unreadable = _objects_naming(app, name, places)
+    if unreadable and not users:
+        raise ConflictError(
+            f"the envelopes of some objects in the checked buckets cannot be read, so "
+            f"s3vault cannot tell whether they need key '{name}': {'; '.join(unreadable)}",
+            hint="Inspect them (`s3vault inspect URL`; give --instruction-suffix if their "
+            "envelopes are in instruction files under another suffix), or pass --force.",
+        )
     if users:
         shown = ", ".join(users)
         raise ConflictError(
@@ -427,18 +441,27 @@ def _place(text: str) -> S3Url:
     return parse_s3_url(text if text.startswith("s3://") else f"s3://{text}")
 
 
-def _objects_naming(app: AppContext, name: str, places: list[S3Url]) -> list[str]:
-    """Up to a few objects whose description names key ``name``."""
+def _objects_naming(
+    app: AppContext, name: str, places: list[tuple[S3Url, str | None]]
+) -> tuple[list[str], list[str]]:
+    """Up to a few objects whose description names key ``name``, and up to a few
+    objects whose envelope could not be read (as "URL: why")."""
     from s3vault.vault.objects import ObjectInfo
 
     found: list[str] = []
-    for place in places:
-        for entry in app.vault.list(place.bucket, place.key, recursive=True):
-            if isinstance(entry, ObjectInfo) and entry.key_name == name:
+    unreadable: list[str] = []
+    for place, suffix in places:
+        vault = app.vault.with_instruction_suffix(suffix)
+        for entry in vault.list(place.bucket, place.key, recursive=True):
+            if not isinstance(entry, ObjectInfo):
+                continue
+            if entry.key_name == name:
                 found.append(entry.url)
                 if len(found) >= _USERS_SHOWN:
-                    return found
-    return found
+                    return found, unreadable
+            elif entry.envelope_error and len(unreadable) < _USERS_SHOWN:
+                unreadable.append(f"{entry.url}: {entry.envelope_error}")
+    return found, unreadable
 
 
 def _info(store: KeyStore, name: str) -> KeyInfo | None:

@@ -14,8 +14,16 @@ import click
 from rich.table import Table
 
 from s3vault.cli.context import AppContext
-from s3vault.cli.output import console, emit_json, err_console, human_size, print_table
+from s3vault.cli.output import (
+    console,
+    emit_json,
+    err_console,
+    human_size,
+    plural,
+    print_table,
+)
 from s3vault.cli.progress import transfer_progress
+from s3vault.config.suffix import check_instruction_suffix
 from s3vault.crypto.envelope import Location, Version
 from s3vault.errors import NotFoundError, UsageError, local_error
 from s3vault.remote.url import parse_s3_url
@@ -46,12 +54,33 @@ context_option = click.option(
 key_option = click.option("--key", "key_name", metavar="NAME", help="Master key by name.")
 
 
+def _checked_suffix(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_instruction_suffix(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+instruction_suffix_option = click.option(
+    "--instruction-suffix",
+    "instruction_suffix",
+    metavar="SUFFIX",
+    callback=_checked_suffix,
+    help="Instruction files are KEY+SUFFIX (default: defaults.instruction_suffix of the "
+    "config, else .instruction).",
+)
+
+
 @click.command(
     epilog="""\b
 Examples:
   s3vault put notes.txt s3://my-vault/notes.txt
   s3vault put big.iso s3://my-vault/iso/ --key laptop-2026 --format v2
   s3vault put db.dump s3://my-vault/db.dump --envelope instruction-file
+  s3vault put db.dump s3://my-vault/db.dump --envelope instruction-file \\
+      --instruction-suffix .envelope
   s3vault put a.csv s3://my-vault/a.csv --key prod-kms --context project=alpha"""
 )
 @click.argument("local", type=click.Path(path_type=Path))
@@ -66,8 +95,10 @@ Examples:
 @click.option(
     "--envelope",
     type=click.Choice(["metadata", "instruction-file"]),
-    help="Store the envelope in the object's metadata (default) or in KEY.instruction.",
+    help="Store the envelope in the object's metadata (default) or in an instruction "
+    "file, KEY.instruction.",
 )
+@instruction_suffix_option
 @context_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
@@ -78,6 +109,7 @@ def put(
     key_name: str | None,
     format_: str | None,
     envelope: str | None,
+    instruction_suffix: str | None,
     context_pairs: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -89,8 +121,9 @@ def put(
     url = parse_s3_url(target)
     key = url.key + local.name if url.is_prefix else url.key
     size = local.stat().st_size if local.is_file() else None
+    vault = app.vault.with_instruction_suffix(instruction_suffix)
     with transfer_progress(f"encrypting {local.name}", size) as bar:
-        result = app.vault.put(
+        result = vault.put(
             local,
             url.bucket,
             key,
@@ -110,14 +143,16 @@ def put(
                 "ciphertext_size": result.ciphertext_size,
                 "format": result.format,
                 "location": result.location,
+                "instruction_file": result.instruction_file,
                 "key_name": result.key_name,
                 "wrap_algorithm": result.wrap_algorithm,
             }
         )
     else:
+        envelope_in = f"envelope in {result.instruction_file or 'metadata'}"
         console.print(
             f"encrypted {local} → {result.url} ({human_size(result.plaintext_size)}, "
-            f"{result.format}, key {result.key_name}, envelope in {result.location})"
+            f"{result.format}, key {result.key_name}, {envelope_in})"
         )
 
 
@@ -126,11 +161,13 @@ def put(
 Examples:
   s3vault get s3://my-vault/notes.txt ./notes.txt
   s3vault get s3://my-vault/notes.txt - | less
-  s3vault get s3://old-bucket/v1-object ./out --allow-legacy --key old-aes"""
+  s3vault get s3://old-bucket/v1-object ./out --allow-legacy --key old-aes
+  s3vault get s3://their-bucket/report.pdf . --instruction-suffix .envelope"""
 )
 @click.argument("source")
 @click.argument("local")
 @key_option
+@instruction_suffix_option
 @click.option(
     "--allow-legacy",
     is_flag=True,
@@ -144,6 +181,7 @@ def get(
     source: str,
     local: str,
     key_name: str | None,
+    instruction_suffix: str | None,
     allow_legacy: bool,
     context_pairs: tuple[str, ...],
     as_json: bool,
@@ -169,7 +207,7 @@ def get(
         sink: Path | BinaryIO = target or stack.enter_context(_open_device(local))
         name = target.name if target else PurePosixPath(url.key).name
         bar = stack.enter_context(transfer_progress(f"decrypting {name}"))
-        result = app.vault.get(
+        result = app.vault.with_instruction_suffix(instruction_suffix).get(
             url.bucket,
             url.key,
             sink,
@@ -257,12 +295,14 @@ def _note_other_key(asked: str | None, opened: str | None) -> None:
     epilog="""\b
 Examples:
   s3vault inspect s3://my-vault/notes.txt
-  s3vault inspect s3://my-vault/notes.txt --json | jq .wrap_algorithm"""
+  s3vault inspect s3://my-vault/notes.txt --json | jq .wrap_algorithm
+  s3vault inspect s3://their-bucket/report.pdf --instruction-suffix .envelope"""
 )
 @click.argument("target")
+@instruction_suffix_option
 @click.option("--json", "as_json", is_flag=True, help="Print every envelope field as JSON.")
 @pass_app
-def inspect(app: AppContext, target: str, as_json: bool) -> None:
+def inspect(app: AppContext, target: str, instruction_suffix: str | None, as_json: bool) -> None:
     """Show the envelope of s3://BUCKET/KEY, every field decoded (no key needed)."""
     url = parse_s3_url(target)
     if not url.key:
@@ -270,7 +310,7 @@ def inspect(app: AppContext, target: str, as_json: bool) -> None:
             f"{target} names no object",
             hint=f"Give the full key: s3://BUCKET/KEY (`s3vault ls {target}` lists them).",
         )
-    info = app.vault.inspect(url.bucket, url.key)
+    info = app.vault.with_instruction_suffix(instruction_suffix).inspect(url.bucket, url.key)
     if as_json:
         emit_json(info.to_json())
         return
@@ -299,16 +339,28 @@ def _cell(value: object) -> str:
     epilog="""\b
 Examples:
   s3vault ls s3://my-vault
-  s3vault ls s3://my-vault/docs/ --recursive --json"""
+  s3vault ls s3://my-vault/docs/ --recursive --json
+  s3vault ls s3://their-bucket/ --instruction-suffix .envelope"""
 )
 @click.argument("target")
 @click.option("--recursive", "-r", is_flag=True, help="List every object under the prefix.")
+@instruction_suffix_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
 @pass_app
-def ls(app: AppContext, target: str, recursive: bool, as_json: bool) -> None:
-    """List objects under s3://BUCKET[/PREFIX] with their format and master key."""
+def ls(
+    app: AppContext, target: str, recursive: bool, instruction_suffix: str | None, as_json: bool
+) -> None:
+    """List objects under s3://BUCKET[/PREFIX] with their format and master key.
+
+    Instruction files are not listed on their own: an object whose envelope is in
+    one shows 'instruction-file' in the envelope column.
+    """
     url = parse_s3_url(target)
-    entries = app.vault.list(url.bucket, url.key, recursive=recursive)
+    vault = app.vault.with_instruction_suffix(instruction_suffix)
+    entries = vault.list(url.bucket, url.key, recursive=recursive)
+    unreadable: list[ObjectInfo] = []
+    if not as_json:
+        entries = _noting_unreadable(entries, unreadable)
     if as_json:
         emit_json(
             [
@@ -320,6 +372,21 @@ def ls(app: AppContext, target: str, recursive: bool, as_json: bool) -> None:
         )
         return
     print_table(listing_table(entries))
+    if unreadable:
+        first = unreadable[0]
+        err_console.print(
+            f"note: {plural(len(unreadable), 'object')} with an envelope that could not be "
+            f"read (format 'invalid'), e.g. {first.key}: {first.envelope_error}"
+        )
+
+
+def _noting_unreadable(
+    entries: Iterable[ObjectInfo | PrefixEntry], unreadable: list[ObjectInfo]
+) -> Iterator[ObjectInfo | PrefixEntry]:
+    for entry in entries:
+        if isinstance(entry, ObjectInfo) and entry.envelope_error:
+            unreadable.append(entry)
+        yield entry
 
 
 def listing_table(entries: Iterable[ObjectInfo | PrefixEntry], *, modified: bool = True) -> Table:
@@ -358,13 +425,19 @@ def _ls_row(info: ObjectInfo) -> dict[str, str]:
     }
 
 
-@click.command(epilog="\b\nExample:\n  s3vault rm s3://my-vault/notes.txt")
+@click.command(
+    epilog="""\b
+Examples:
+  s3vault rm s3://my-vault/notes.txt
+  s3vault rm s3://their-bucket/report.pdf --instruction-suffix .envelope"""
+)
 @click.argument("target")
+@instruction_suffix_option
 @pass_app
-def rm(app: AppContext, target: str) -> None:
-    """Delete s3://BUCKET/KEY and its instruction file, if any."""
+def rm(app: AppContext, target: str, instruction_suffix: str | None) -> None:
+    """Delete s3://BUCKET/KEY and its instruction file (KEY+SUFFIX), if any."""
     url = parse_s3_url(target)
     if url.is_prefix:
         raise UsageError(f"{target} names no object", hint="Give the full key: s3://BUCKET/KEY")
-    app.vault.delete(url.bucket, url.key)
+    app.vault.with_instruction_suffix(instruction_suffix).delete(url.bucket, url.key)
     console.print(f"deleted {url}")

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 
 from s3vault.cli.context import AppContext
-from s3vault.cli.object_commands import parse_context
+from s3vault.cli.object_commands import instruction_suffix_option, parse_context
 from s3vault.cli.output import console, emit_json, err_console
 from s3vault.cli.progress import PlainTextColumn
 from s3vault.crypto.envelope import Version
@@ -48,6 +48,7 @@ Examples:
   s3vault rotate s3://my-vault/ --recursive --to-key laptop-2027 --json > report.json
   s3vault rotate s3://my-vault/old/ -r --reencrypt --format v3 --to-key laptop-2027
   s3vault key use laptop-2027 && s3vault rotate s3://my-vault/ -r   # to the current key
+  s3vault rotate s3://their-bucket/ -r --to-key laptop-2027 --instruction-suffix .envelope
 
 \b
 Re-wrap (the default) keeps each object's data key and wraps it with the new master
@@ -127,6 +128,7 @@ failures share, e.g. 8 (changed meanwhile), 5 (no key opens it), 4 (did not veri
     help="In a versioned bucket, count the non-current versions that still hold an old "
     "wrap (default: on; costs a listing and a read per old version).",
 )
+@instruction_suffix_option
 @click.option("--dry-run", is_flag=True, help="Show what would be rotated; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
@@ -143,6 +145,7 @@ def rotate(
     allow_legacy: bool,
     verify_content: bool | None,
     count_versions: bool,
+    instruction_suffix: str | None,
     dry_run: bool,
     as_json: bool,
 ) -> int:
@@ -170,7 +173,7 @@ def rotate(
         dry_run=dry_run,
         count_versions=count_versions,
     )
-    rotator = Rotator(app.vault, options)
+    rotator = Rotator(app.vault.with_instruction_suffix(instruction_suffix), options)
     report = rotator.new_report(url.bucket, url.key)
     try:
         if recursive:

@@ -8,7 +8,7 @@ import click
 from pydantic import ValidationError
 
 from s3vault.cli.context import AppContext
-from s3vault.cli.object_commands import key_option
+from s3vault.cli.object_commands import instruction_suffix_option, key_option
 from s3vault.cli.output import console, emit_json, err_console, human_size, plural
 from s3vault.cli.progress import count_progress, sync_progress
 from s3vault.config.sync import FolderSettings, normalise_prefix, parse_rate
@@ -23,6 +23,22 @@ from s3vault.sync.state import StateDB, default_state_path
 pass_app = click.make_pass_decorator(AppContext)
 
 
+def _configured_suffix(app: AppContext, bucket: str, prefix: str) -> str | None:
+    """The instruction suffix of the configured folder that syncs to s3://bucket/prefix.
+
+    So that `sync` and `restore` of a folder the agent syncs read and write its
+    instruction files where the agent does, without repeating --instruction-suffix.
+    """
+    try:
+        prefix = normalise_prefix(prefix)
+    except ValueError:
+        return None  # not a folder's prefix; the caller reports what is wrong with it
+    for folder in app.config.folders:
+        if folder.bucket == bucket and folder.prefix == prefix:
+            return folder.instruction_suffix
+    return None
+
+
 def _folder(
     app: AppContext,
     local_dir: Path,
@@ -30,6 +46,7 @@ def _folder(
     key_name: str | None,
     format_: str | None,
     envelope: str | None,
+    instruction_suffix: str | None,
     delete: bool,
 ) -> FolderSettings:
     url = parse_s3_url(target)
@@ -50,6 +67,8 @@ def _folder(
                 "key": key,
                 "format": format_ or defaults.format,
                 "envelope": envelope or defaults.envelope,
+                "instruction_suffix": instruction_suffix
+                or _configured_suffix(app, url.bucket, url.key),
                 "delete": "mirror" if delete else "keep",
             }
         )
@@ -66,6 +85,7 @@ Examples:
   s3vault sync ~/Photos s3://my-vault/photos --no-delete --json
   s3vault sync ~/Documents s3://my-vault/laptop/documents --force
   s3vault sync ~/Videos s3://my-vault/videos --bwlimit 5MiB
+  s3vault sync ~/Scans s3://shared/scans --envelope instruction-file --instruction-suffix .env
 
 Exit codes: 0 in sync, 8 conflicts (another machine changed an object; nothing was
 overwritten), 9 refused by the safety guard (nothing was changed), else the code of
@@ -80,6 +100,7 @@ the first per-file error."""
     type=click.Choice(["metadata", "instruction-file"]),
     help="Where new objects keep their envelope.",
 )
+@instruction_suffix_option
 @click.option(
     "--delete/--no-delete",
     default=True,
@@ -103,6 +124,7 @@ def sync(
     key_name: str | None,
     format_: str | None,
     envelope: str | None,
+    instruction_suffix: str | None,
     delete: bool,
     bwlimit: str | None,
     dry_run: bool,
@@ -117,7 +139,9 @@ def sync(
     suddenly empty) is refused unless --force. What was synced is remembered in the
     state database, so the next run uploads only the differences.
     """
-    folder = _folder(app, local_dir, target, key_name, format_, envelope, delete)
+    folder = _folder(
+        app, local_dir, target, key_name, format_, envelope, instruction_suffix, delete
+    )
     rate = app.config.agent.bandwidth_limit
     if bwlimit is not None:
         try:
@@ -197,12 +221,14 @@ def _print_dry_run(report: SyncReport) -> None:
 Examples:
   s3vault restore s3://my-vault/laptop/documents ~/restored
   s3vault restore s3://my-vault/laptop/documents ~/Documents --overwrite
-  s3vault restore s3://old-bucket/archive ./archive --allow-legacy --key old-aes --json"""
+  s3vault restore s3://old-bucket/archive ./archive --allow-legacy --key old-aes --json
+  s3vault restore s3://shared/scans ~/Scans --instruction-suffix .env"""
 )
 @click.argument("source")
 @click.argument("local_dir", type=click.Path(path_type=Path))
 @click.option("--overwrite", is_flag=True, help="Replace existing files (default: keep them).")
 @key_option
+@instruction_suffix_option
 @click.option(
     "--allow-legacy",
     is_flag=True,
@@ -216,6 +242,7 @@ def restore(
     local_dir: Path,
     overwrite: bool,
     key_name: str | None,
+    instruction_suffix: str | None,
     allow_legacy: bool,
     as_json: bool,
 ) -> int:
@@ -227,10 +254,14 @@ def restore(
     back the modification time they had when synced.
     """
     url = parse_s3_url(source)
-    prefix = normalise_prefix(url.key)
+    try:
+        prefix = normalise_prefix(url.key)
+    except ValueError as exc:
+        raise UsageError(f"cannot restore {source}: {exc}") from None
+    suffix = instruction_suffix or _configured_suffix(app, url.bucket, prefix)
     with count_progress("restored") as on_file:
         report = restore_folder(
-            app.vault,
+            app.vault.with_instruction_suffix(suffix),
             url.bucket,
             prefix,
             local_dir.expanduser(),
