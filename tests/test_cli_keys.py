@@ -13,23 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_checks import fails, ok
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from s3vault.errors import ExitCode
-
-
-def ok(result: subprocess.CompletedProcess[bytes]) -> subprocess.CompletedProcess[bytes]:
-    assert result.returncode == 0, (result.returncode, result.stderr.decode())
-    return result
-
-
-def fails(
-    result: subprocess.CompletedProcess[bytes], code: ExitCode
-) -> subprocess.CompletedProcess[bytes]:
-    assert result.returncode == code, (result.returncode, result.stderr.decode())
-    assert b"Traceback" not in result.stderr
-    return result
 
 
 def keys(run_cli: Any) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ import json
 import os
 
 import pytest
+from cli_checks import ok
 
 from s3vault.errors import ExitCode
 
@@ -27,11 +28,6 @@ def keys(run_cli, keyring_service, kms_key_id):
     r = run_cli("key", "import", "kms-key", "--type", "kms", "--key-id", kms_key_id)
     assert r.returncode == 0, r.stderr
     return {"aes": "aes-key", "rsa": "rsa-key", "kms": "kms-key"}
-
-
-def ok(result):
-    assert result.returncode == 0, (result.returncode, result.stderr.decode())
-    return result
 
 
 @pytest.mark.parametrize("kind", ["aes", "rsa", "kms"])

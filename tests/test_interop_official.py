@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from cli_checks import ok
 from s3_encryption import S3EncryptionClient, S3EncryptionClientConfig
 from s3_encryption.exceptions import S3EncryptionClientError
 from s3_encryption.materials import AlgorithmSuite, CommitmentPolicy, KmsKeyring
@@ -49,11 +50,6 @@ WRONG_CONTEXTS = [
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def ok(result: subprocess.CompletedProcess[bytes]) -> subprocess.CompletedProcess[bytes]:
-    assert result.returncode == 0, (result.returncode, result.stderr.decode())
-    return result
 
 
 def sha(data: bytes) -> str:

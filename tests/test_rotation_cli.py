@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from cli_checks import fails, ok
 from rotation_helpers import make_vault, sha
 
 from s3vault.crypto.envelope import Location, Version
@@ -24,19 +24,6 @@ from s3vault.vault.vault import Vault
 if TYPE_CHECKING:
     from conftest import RunCli
     from mypy_boto3_s3 import S3Client
-
-
-def ok(result: subprocess.CompletedProcess[bytes]) -> subprocess.CompletedProcess[bytes]:
-    assert result.returncode == 0, (result.returncode, result.stderr.decode())
-    return result
-
-
-def fails(
-    result: subprocess.CompletedProcess[bytes], code: ExitCode
-) -> subprocess.CompletedProcess[bytes]:
-    assert result.returncode == code, (result.returncode, result.stderr.decode())
-    assert b"Traceback" not in result.stderr
-    return result
 
 
 @pytest.fixture
