@@ -98,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = work / "config.yaml"  # defaults only: nothing from the user's own config
         config.write_text("version: 1\n")
         env.update(S3VAULT_KEYRING_SERVICE="s3vault-interop", S3VAULT_CONFIG=str(config))
+        # The sync state and anything else s3vault keeps stays in the work directory.
+        for name in ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+            env[name] = str(work / name.lower())
         check = Check(env, work)
         run(check, work, suffix)
     print("all checks passed")
