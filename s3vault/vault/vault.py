@@ -493,20 +493,22 @@ class Vault:
         whose envelope should be in an instruction file that is not there under this
         vault's suffix is refused (FormatError) rather than copied without its envelope.
         """
-        src_instruction = self.instruction_key(src_key)
-        has_instruction = self.remote.exists(bucket, src_instruction)
-        if not has_instruction and needs_instruction_file(
-            self.remote.head(bucket, src_key).metadata
-        ):
-            raise FormatError(
-                f"{s3_url(bucket, src_key)} has no envelope in its metadata and no "
-                f"instruction file {s3_url(bucket, src_instruction)}: not copied",
-                hint=OTHER_SUFFIX_HINT,
-            )
+        # The source's metadata says whether its envelope is in an instruction file:
+        # then that file is read first, so a missing one stops the copy before it starts.
+        envelope_file: bytes | None = None
+        if needs_instruction_file(self.remote.head(bucket, src_key).metadata):
+            src_instruction = self.instruction_key(src_key)
+            try:
+                envelope_file = self.remote.get_bytes(bucket, src_instruction)
+            except NotFoundError:
+                raise FormatError(
+                    f"{s3_url(bucket, src_key)} has no envelope in its metadata and no "
+                    f"instruction file {s3_url(bucket, src_instruction)}: not copied",
+                    hint=OTHER_SUFFIX_HINT,
+                ) from None
         written = self.remote.copy_object(bucket, src_key, dst_key, if_match=if_match, size=size)
-        if has_instruction:
-            body = self.remote.get_bytes(bucket, src_instruction)
-            self.remote.put_bytes(bucket, self.instruction_key(dst_key), body, {})
+        if envelope_file is not None:
+            self.remote.put_bytes(bucket, self.instruction_key(dst_key), envelope_file, {})
         return written
 
     def _check_object_key(self, key: str, location: Location) -> None:
