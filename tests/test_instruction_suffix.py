@@ -340,10 +340,20 @@ def test_folder_suffix_carries_envelopes_through_upload_rename_delete_and_restor
     write(root, "b.txt", b"bravo")
     big = write(root, "sub/big.bin", bytes(range(256)) * 100_000)  # above the batch size
     write(root, "notes.fenv", b"a file named like an envelope")
+    many = {f"many/f{i:02}.txt" for i in range(16)}  # enough small files for the batch path
+    for rel in many:
+        write(root, rel, rel.encode())
+    boto3_puts: list[str] = []
+    vault.remote.client.meta.events.register(
+        "before-parameter-build.s3.PutObject", lambda params, **kw: boto3_puts.append(params["Key"])
+    )
     report = engine.reconcile()
-    assert report.uploaded == 3
+    assert report.uploaded == 3 + 16
     assert [(e.path, "reserved" in e.message) for e in report.errors] == [("notes.fenv", True)]
-    objects = {"a.txt", "b.txt", "sub/big.bin"}
+    # The small files went through the batch (obstore), their envelopes too; only the
+    # large file's envelope was a boto3 PutObject (the file itself a multipart upload).
+    assert boto3_puts == ["scans/sub/big.bin.fenv"]
+    objects = {"a.txt", "b.txt", "sub/big.bin", *many}
     assert keys(s3_client, bucket) == {f"scans/{p}{s}" for p in objects for s in ("", ".fenv")}
 
     (root / "a.txt").rename(root / "renamed.txt")
@@ -351,12 +361,13 @@ def test_folder_suffix_carries_envelopes_through_upload_rename_delete_and_restor
     (root / "notes.fenv").unlink()
     report = engine.reconcile()
     assert (report.copied, report.deleted, report.errors) == (1, 1, [])
-    objects = {"renamed.txt", "sub/big.bin"}
+    objects = {"renamed.txt", "sub/big.bin", *many}
     assert keys(s3_client, bucket) == {f"scans/{p}{s}" for p in objects for s in ("", ".fenv")}
 
     out = tmp_path / "restored"
     restored = restore(vault.with_instruction_suffix(".fenv"), bucket, "scans/", out)
-    assert (restored.restored, restored.errors) == (2, [])
+    assert (restored.restored, restored.errors) == (2 + 16, [])
+    assert all((out / rel).read_bytes() == rel.encode() for rel in many)
     assert (out / "renamed.txt").read_bytes() == b"alpha"
     assert (out / "sub/big.bin").read_bytes() == big.read_bytes()
 
