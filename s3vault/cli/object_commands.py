@@ -358,9 +358,6 @@ def ls(
     url = parse_s3_url(target)
     vault = app.vault.with_instruction_suffix(instruction_suffix)
     entries = vault.list(url.bucket, url.key, recursive=recursive)
-    unreadable: list[ObjectInfo] = []
-    if not as_json:
-        entries = _noting_unreadable(entries, unreadable)
     if as_json:
         emit_json(
             [
@@ -371,7 +368,8 @@ def ls(
             ]
         )
         return
-    print_table(listing_table(entries))
+    unreadable: list[ObjectInfo] = []
+    print_table(listing_table(_noting_unreadable(entries, unreadable)))
     if unreadable:
         first = unreadable[0]
         err_console.print(

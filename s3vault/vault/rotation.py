@@ -80,7 +80,6 @@ from s3vault.crypto.kdf import derive_v3_keys
 from s3vault.crypto.wrap import user_context
 from s3vault.errors import (
     ConflictError,
-    FormatError,
     IntegrityError,
     KeyMissingError,
     LegacyFormatError,
@@ -92,7 +91,7 @@ from s3vault.errors import (
 from s3vault.keys.material import KmsKey, MasterKey, validate_name
 from s3vault.keys.provider import DESCRIPTION_KEY, KeyProvider
 from s3vault.remote.s3 import ObjectSummary, ObjectVersion, S3Remote, StoredObject, Written, s3_url
-from s3vault.vault.vault import OTHER_SUFFIX_HINT, Vault
+from s3vault.vault.vault import Vault, envelope_not_found
 
 DEFAULT_WORKERS = 8
 
@@ -518,12 +517,7 @@ class Rotator:
             body, instruction = self.remote.get_small(bucket, where)
         except NotFoundError:
             if expects_instruction_file(metadata):
-                raise FormatError(
-                    f"{s3_url(bucket, key)} was written by an encryption client and has no "
-                    f"envelope in its metadata, but its instruction file "
-                    f"{s3_url(bucket, where)} does not exist",
-                    hint=OTHER_SUFFIX_HINT,
-                ) from None
+                raise envelope_not_found(bucket, key, where) from None
             return _Snapshot(stored, None)
         fields = parse_instruction_file(body)
         return _Snapshot(stored, parse_envelope(metadata, fields), instruction, fields, body)

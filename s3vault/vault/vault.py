@@ -55,10 +55,6 @@ from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.streams import EncryptingReader, decrypt_to_file, decrypt_to_stream
 
 UNENCRYPTED_LENGTH = "x-amz-unencrypted-content-length"
-OTHER_SUFFIX_HINT = (
-    "If its writer keeps envelopes under another suffix, name it with --instruction-suffix "
-    "(or defaults.instruction_suffix in the config)."
-)
 LIST_WORKERS = 16
 MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8
 
@@ -389,12 +385,7 @@ class Vault:
                 body = self.remote.get_bytes(head.bucket, where)
             except NotFoundError:
                 if expects_instruction_file(head.metadata):
-                    raise FormatError(
-                        f"{s3_url(head.bucket, head.key)} was written by an encryption client "
-                        "and has no envelope in its metadata, but its instruction file "
-                        f"{s3_url(head.bucket, where)} does not exist",
-                        hint=OTHER_SUFFIX_HINT,
-                    ) from None
+                    raise envelope_not_found(head.bucket, head.key, where) from None
                 return None
             instruction = parse_instruction_file(body)
         return parse_envelope(head.metadata, instruction)
@@ -501,11 +492,7 @@ class Vault:
             try:
                 envelope_file = self.remote.get_bytes(bucket, src_instruction)
             except NotFoundError:
-                raise FormatError(
-                    f"{s3_url(bucket, src_key)} has no envelope in its metadata and no "
-                    f"instruction file {s3_url(bucket, src_instruction)}: not copied",
-                    hint=OTHER_SUFFIX_HINT,
-                ) from None
+                raise envelope_not_found(bucket, src_key, src_instruction, "not copied") from None
         written = self.remote.copy_object(bucket, src_key, dst_key, if_match=if_match, size=size)
         if envelope_file is not None:
             self.remote.put_bytes(bucket, self.instruction_key(dst_key), envelope_file, {})
@@ -527,6 +514,20 @@ class Vault:
 
 
 # ---- helpers ---------------------------------------------------------------------
+
+
+def envelope_not_found(bucket: str, key: str, where: str, outcome: str = "") -> FormatError:
+    """The error for an object whose envelope is neither in its metadata nor at ``where``
+    (its instruction file under the suffix in use), e.g. written under another suffix."""
+    message = (
+        f"{s3_url(bucket, key)} has no envelope in its metadata, and its instruction file "
+        f"{s3_url(bucket, where)} does not exist"
+    )
+    return FormatError(
+        f"{message}: {outcome}" if outcome else message,
+        hint="If its writer keeps envelopes under another suffix, name it with "
+        "--instruction-suffix (or defaults.instruction_suffix in the config).",
+    )
 
 
 @contextmanager
