@@ -38,6 +38,7 @@ from s3vault.config.sync import FolderSettings
 from s3vault.errors import RefusedError, UnreachableError
 from s3vault.sync.events import Debouncer, FsEvent
 from s3vault.sync.ignore import IgnoreRules
+from s3vault.sync.report import PathError, SyncProgress, SyncReport
 
 
 class Clock:
@@ -153,12 +154,9 @@ def test_sync_now_cuts_a_backoff_short():
 # ---- SyncLoop with a recording stand-in engine ---------------------------------------
 
 
-class Report:
-    def __init__(self, errors=()):
-        self.errors = list(errors)
-
-    def to_json(self):
-        return {"uploaded": 1, "errors": self.errors}
+def a_report(errors=()):
+    """A report like the engine returns after uploading one file."""
+    return SyncReport(folder="s3://b/p/", uploaded=1, errors=list(errors))
 
 
 class Engine:
@@ -172,24 +170,21 @@ class Engine:
         self, *, paths=None, force=False, dry_run=False, with_remote_listing=True, progress=None
     ):
         self.calls.append((paths, with_remote_listing))
-        outcome = self.outcomes.pop(0) if self.outcomes else Report()
+        outcome = self.outcomes.pop(0) if self.outcomes else a_report()
         if isinstance(outcome, Exception):
             raise outcome
         if progress is not None:
-            progress(type("P", (), {"files_done": 1, "files_total": 2})())
+            progress(SyncProgress(files_done=1, files_total=2, bytes_done=0, bytes_total=0))
         return outcome
 
 
 def loop_with(engine, clock):
-    from s3vault.agent.daemon import read_report
-
     status = AgentStatus([("s3://b/p/", "/data")], clock=lambda: 5.0)
     s, debouncer = schedule(clock)
     loop = SyncLoop(
         [FolderRun("s3://b/p/", engine, s)],
         status,
         lock=threading.Lock(),
-        read_report=read_report,
         clock=clock,
     )
     return loop, status, debouncer
@@ -211,7 +206,8 @@ def test_loop_offline_then_back():
     assert engine.calls == [(None, True), (None, True)]
     snap = status.snapshot()
     assert snap["state"] == "idle"
-    assert snap["folders"][0]["last_report"] == {"uploaded": 1, "errors": [], "errors_count": 0}
+    last = snap["folders"][0]["last_report"]
+    assert (last["uploaded"], last["errors"], last["errors_count"]) == (1, [], 0)
     assert [r["event"] for r in snap["recent"]] == [
         "sync started",
         "sync offline",
@@ -246,8 +242,8 @@ def test_loop_pause_holds_changes_until_resume():
 
 def test_loop_file_errors_reach_the_status_and_clear_when_fixed():
     clock = Clock()
-    bad = Report([{"path": "a.txt", "message": "permission denied"}])
-    loop, status, _ = loop_with(Engine(bad, Report()), clock)
+    bad = a_report([PathError("a.txt", "permission denied", 7)])
+    loop, status, _ = loop_with(Engine(bad, a_report()), clock)
     loop.run_once()
     assert [(e["path"], e["message"]) for e in status.snapshot()["errors"]] == [
         ("a.txt", "permission denied")
@@ -290,7 +286,8 @@ def test_status_is_bounded_and_wakes_waiters():
     for i in range(MAX_RECENT + 10):
         status.begin_sync("f", reason=str(i))
     assert len(status.snapshot()["recent"]) == MAX_RECENT
-    status.end_sync("f", {}, [(f"p{i}", "bad") for i in range(MAX_FILE_ERRORS + 5)])
+    errors = [PathError(f"p{i}", "bad", 2) for i in range(MAX_FILE_ERRORS + 5)]
+    status.end_sync("f", SyncReport(folder="f", errors=errors))
     errors = status.snapshot()["errors"]
     assert len(errors) == MAX_FILE_ERRORS and errors[-1]["path"] == f"p{MAX_FILE_ERRORS + 4}"
 
@@ -375,8 +372,8 @@ def test_inotify_limits_become_actionable_errors():
 
 def test_loop_deferred_files_are_looked_at_again():
     clock = Clock()
-    report = Report()
-    report.to_json = lambda: {"deferred": ["busy.log"], "errors": []}
+    report = a_report()
+    report.deferred.append("busy.log")
     engine = Engine(report)
     loop, _, _ = loop_with(engine, clock)
     loop.run_once()
@@ -387,7 +384,7 @@ def test_loop_deferred_files_are_looked_at_again():
 
 def test_loop_unreachable_file_errors_mean_offline():
     clock = Clock()
-    down = Report([{"path": "a", "message": "S3 did not answer", "exit_code": 6}])
+    down = a_report([PathError("a", "S3 did not answer", 6)])
     engine = Engine(down)
     loop, status, _ = loop_with(engine, clock)
     loop.run_once()
@@ -403,10 +400,9 @@ def test_a_run_with_thousands_of_errors_keeps_the_status_under_the_cap():
 
     clock = Clock()
     many = [
-        {"path": f"dir/{i:05}/" + "n" * 100, "message": "permission denied" * 5, "exit_code": 2}
-        for i in range(20_000)
+        PathError(f"dir/{i:05}/" + "n" * 100, "permission denied" * 5, 2) for i in range(20_000)
     ]
-    loop, status, _ = loop_with(Engine(*[Report(many)] * 3), clock)
+    loop, status, _ = loop_with(Engine(*[a_report(many)] * 3), clock)
     for _ in range(3):
         loop.sync_now()
         loop.run_once()

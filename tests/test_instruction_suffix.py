@@ -340,7 +340,7 @@ def test_folder_suffix_carries_envelopes_through_upload_rename_delete_and_restor
     write(root, "b.txt", b"bravo")
     big = write(root, "sub/big.bin", bytes(range(256)) * 100_000)  # above the batch size
     write(root, "notes.fenv", b"a file named like an envelope")
-    many = {f"many/f{i:02}.txt" for i in range(16)}  # enough small files for the batch path
+    many = {f"many/f{i:02}.txt" for i in range(16)}  # enough small files for the small-file path
     for rel in many:
         write(root, rel, rel.encode())
     boto3_puts: list[str] = []
@@ -403,9 +403,7 @@ def test_vault_copy_refuses_an_object_whose_envelope_is_elsewhere(
     source.write_bytes(b"x")
     put = vault.put(source, bucket, "a", location=Location.INSTRUCTION_FILE, version=Version.V3)
     with pytest.raises(FormatError, match="not copied"):
-        vault.with_instruction_suffix(".other").copy(
-            bucket, "a", "b", if_match=put.etag, size=put.ciphertext_size
-        )
+        vault.with_instruction_suffix(".other").copy(bucket, "a", "b", if_match=put.etag)
     assert keys(s3_client, bucket) == {"a", "a.instruction"}
 
 

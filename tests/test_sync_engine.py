@@ -21,7 +21,9 @@ from s3vault.config.model import TransferSettings
 from s3vault.errors import ConflictError, ExitCode, UnreachableError
 from s3vault.keys.material import generate_key
 from s3vault.keys.store import KeyStore
-from s3vault.sync.engine import MTIME_METADATA, SyncEngine, SyncProgress, SyncRefused
+from s3vault.sync.engine import SyncEngine, SyncRefused
+from s3vault.sync.metadata import MTIME_METADATA
+from s3vault.sync.report import SyncProgress
 from s3vault.sync.state import InFlightUpload, StateDB
 from s3vault.vault.factory import build_vault
 from s3vault.vault.vault import Vault

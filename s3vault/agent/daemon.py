@@ -29,6 +29,7 @@ from s3vault.agent.protocol import ProtocolError, Request, ok_reply
 from s3vault.agent.server import ControlServer
 from s3vault.agent.status import AgentStatus
 from s3vault.agent.watcher import FolderRun, FolderWatch, Reconciler, Schedule, SyncLoop
+from s3vault.config.sync import FolderSettings
 from s3vault.errors import ConfigError
 from s3vault.sync.events import Debouncer
 from s3vault.sync.ignore import IgnoreRules
@@ -77,7 +78,7 @@ class Agent:
 
     def __init__(
         self,
-        folders: list[tuple[Any, Reconciler]],
+        folders: list[tuple[FolderSettings, Reconciler]],
         *,
         debounce: float,
         rescan_interval: float,
@@ -91,7 +92,6 @@ class Agent:
             runs,
             self.status,
             lock=self.lock,
-            read_report=read_report,
             on_reconciled=self._after_reconcile,
         )
         now = self.loop.clock()
@@ -209,7 +209,7 @@ class Agent:
 class _Rules:
     """A folder's ignore rules, reloaded when its .s3vaultignore changes."""
 
-    def __init__(self, folder: Any) -> None:
+    def __init__(self, folder: FolderSettings) -> None:
         self.folder = folder
         self.rules = self._load()
 
@@ -242,40 +242,6 @@ def _reload_and_rescan(
     return changed
 
 
-def read_report(report: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The engine's SyncReport as (JSON summary, per-file errors)."""
-    full: dict[str, Any] = report.to_json() if hasattr(report, "to_json") else {}
-    file_errors: list[tuple[str, str]] = []
-    for item in full.get("errors") or ():
-        if isinstance(item, dict):
-            file_errors.append((str(item.get("path", "")), str(item.get("message", item))))
-    # A conflict needs the user as much as an error does (docs/sync.md).
-    for item in full.get("conflicts") or ():
-        if isinstance(item, dict):
-            file_errors.append((str(item.get("path", "")), f"conflict: {item.get('reason', '')}"))
-    return compact_report(full), file_errors
-
-
-REPORT_LIST_ITEMS = 10
-
-
-def compact_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The report with each list cut to its first items plus a ``<name>_count``.
-
-    The status keeps a report per folder and in each activity entry; a run with
-    thousands of unreadable files must not push a status reply over the 1 MiB cap
-    (the per-file errors themselves are kept, bounded, in the status's ``errors``).
-    """
-    short: dict[str, Any] = {}
-    for name, value in report.items():
-        if isinstance(value, list):
-            short[name] = value[:REPORT_LIST_ITEMS]
-            short[f"{name}_count"] = len(value)
-        else:
-            short[name] = value
-    return short
-
-
 def run_agent(config: Config, *, foreground: bool = True) -> int:
     """Run the agent until stopped; the exit status (0 after a clean stop).
 
@@ -301,7 +267,7 @@ def run_agent(config: Config, *, foreground: bool = True) -> int:
             vault.remote.throttle = Throttle(config.agent.bandwidth_limit)
         state = StateDB(default_state_path())
         try:
-            engines: list[tuple[Any, Reconciler]] = [
+            engines: list[tuple[FolderSettings, Reconciler]] = [
                 (folder, SyncEngine(folder, vault, state, workers=config.agent.workers))
                 for folder in config.folders
             ]

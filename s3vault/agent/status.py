@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from s3vault.sync.report import SyncReport
+
 State = Literal["idle", "syncing", "paused", "offline", "error"]
 FolderState = Literal["idle", "syncing", "offline", "error"]
 
@@ -103,13 +105,11 @@ class AgentStatus:
             p.bytes_done, p.bytes_total = bytes_done, bytes_total
             p.current = current
 
-    def end_sync(
-        self,
-        folder_id: str,
-        report: dict[str, Any],
-        file_errors: Iterable[tuple[str, str]] = (),
-    ) -> None:
-        """A reconcile finished; ``file_errors`` are (path, message) of this run."""
+    def end_sync(self, folder_id: str, sync_report: SyncReport) -> None:
+        """A reconcile finished with ``sync_report``; its per-file errors and conflicts
+        replace the folder's old ones."""
+        report = compact_report(sync_report.to_json())
+        file_errors = file_problems(sync_report)
         with self._changing():
             now = self._clock()
             folder = self._folders[folder_id]
@@ -224,3 +224,31 @@ class AgentStatus:
             yield
             self._version += 1
             self._cond.notify_all()
+
+
+REPORT_LIST_ITEMS = 10
+
+
+def compact_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with each list cut to its first items plus a ``<name>_count``.
+
+    The status keeps a report per folder and in each activity entry; a run with
+    thousands of unreadable files must not push a status reply over the 1 MiB cap
+    (the per-file errors themselves are kept, bounded, in the status's ``errors``).
+    """
+    short: dict[str, Any] = {}
+    for name, value in report.items():
+        if isinstance(value, list):
+            short[name] = value[:REPORT_LIST_ITEMS]
+            short[f"{name}_count"] = len(value)
+        else:
+            short[name] = value
+    return short
+
+
+def file_problems(report: SyncReport) -> list[tuple[str, str]]:
+    """(path, message) of every file of the run that needs the user: its errors, and
+    its conflicts, which need the user as much (docs/sync.md)."""
+    problems = [(e.path, e.message) for e in report.errors]
+    problems += [(c.path, f"conflict: {c.reason}") for c in report.conflicts]
+    return problems

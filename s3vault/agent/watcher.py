@@ -30,9 +30,10 @@ from watchdog.observers.api import BaseObserver
 from s3vault.agent.status import AgentStatus
 from s3vault.agent.trim import release_free_memory
 from s3vault.config.sync import FolderSettings
-from s3vault.errors import ExitCode, RefusedError, S3VaultError, UnreachableError
+from s3vault.errors import RefusedError, S3VaultError, UnreachableError
 from s3vault.sync.events import Change, Debouncer, EventKind, FsEvent
 from s3vault.sync.ignore import IGNORE_FILE
+from s3vault.sync.report import SyncProgress, SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,8 @@ class Reconciler(Protocol):
         force: bool = False,
         dry_run: bool = False,
         with_remote_listing: bool = True,
-        progress: Callable[[Any], None] | None = None,
-    ) -> Any: ...
+        progress: Callable[[SyncProgress], None] | None = None,
+    ) -> SyncReport: ...
 
 
 class WatchLimitError(RefusedError):
@@ -245,9 +246,6 @@ class FolderRun:
     schedule: Schedule
 
 
-ReportReader = Callable[[Any], tuple[dict[str, Any], list[tuple[str, str]]]]
-
-
 class SyncLoop:
     """Runs every folder's reconciles in one thread (`run`); controlled from others."""
 
@@ -257,14 +255,12 @@ class SyncLoop:
         status: AgentStatus,
         *,
         lock: threading.Lock,
-        read_report: ReportReader,
         clock: Callable[[], float] = time.monotonic,
         on_reconciled: Callable[[], None] = lambda: None,
     ) -> None:
         self.folders = folders
         self.status = status
         self.lock = lock  # guards the debouncers, shared with the watchdog threads
-        self.read_report = read_report
         self.clock = clock
         self.on_reconciled = on_reconciled
         self._wake = threading.Event()
@@ -332,8 +328,15 @@ class SyncLoop:
         self.status.begin_sync(fid, reason=job.reason)
         log.info("%s: reconcile (%s)", fid, job.reason)
 
-        def progress(p: Any) -> None:
-            self.status.progress(fid, **progress_fields(p))
+        def progress(p: SyncProgress) -> None:
+            self.status.progress(
+                fid,
+                files_done=p.files_done,
+                files_total=p.files_total,
+                bytes_done=p.bytes_done,
+                bytes_total=p.bytes_total,
+                current=p.current,
+            )
 
         try:
             report = run.engine.reconcile(
@@ -351,14 +354,13 @@ class SyncLoop:
             log.exception("%s: reconcile failed", fid)
             self._failed(run, job, "error", S3VaultError(f"internal error: {exc!r}"), retry=True)
         else:
-            summary, file_errors = self.read_report(report)
             with self.lock:
                 run.schedule.succeeded(job, self.clock())
                 # Files that changed while they were read: look again once quiet.
-                for path in summary.get("deferred") or ():
+                for path in report.deferred:
                     run.schedule.debouncer.add(FsEvent("modified", path))
-            self.status.end_sync(fid, summary, file_errors)
-            if went_offline(summary):
+            self.status.end_sync(fid, report)
+            if report.went_offline:
                 # The engine retried and then gave up on these files, S3 being
                 # unreachable: back off and try everything again, as after a failed start.
                 self._failed(run, job, "offline", UnreachableError("S3 unreachable"), retry=True)
@@ -375,20 +377,3 @@ class SyncLoop:
         wall = time.time() + (retry_at - now) if retry_at is not None else None
         log.warning("%s: %s%s", run.folder_id, exc.message, f" ({exc.hint})" if exc.hint else "")
         self.status.failed(run.folder_id, state, str(exc), retry_at=wall)
-
-
-def went_offline(summary: dict[str, Any]) -> bool:
-    """The run's per-file errors say S3 could not be reached (exit code 6)."""
-    errors = summary.get("errors") or []
-    return any(isinstance(e, dict) and e.get("exit_code") == ExitCode.UNREACHABLE for e in errors)
-
-
-def progress_fields(progress: Any) -> dict[str, Any]:
-    """The engine's progress object as `AgentStatus.progress` arguments."""
-    fields: dict[str, Any] = {
-        name: int(getattr(progress, name, 0) or 0)
-        for name in ("files_done", "files_total", "bytes_done", "bytes_total")
-    }
-    current = getattr(progress, "current", None)
-    fields["current"] = current if isinstance(current, str) else None
-    return fields

@@ -24,8 +24,8 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from s3vault.config.model import KmsSettings, S3Settings, TransferSettings
 from s3vault.errors import ConfigError, ConflictError, NotFoundError, RefusedError
+from s3vault.etag import same_etag
 from s3vault.remote.errors import error_code, http_status, s3_errors, translate
-from s3vault.remote.etag import same_etag
 from s3vault.remote.memory import UploadMemory
 from s3vault.remote.throttle import Throttle
 

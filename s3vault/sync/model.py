@@ -23,6 +23,12 @@ class LocalFile:
     inode: int
 
 
+UNKNOWN_HASH = ""
+"""`SyncedFile.content_hash` of a row whose uploaded bytes are not known for sure: the
+file changed after it was read, or the row was relearned from S3. With an impossible
+mtime (-1) it makes the next plan compare the file again and upload it."""
+
+
 @dataclass(frozen=True, slots=True)
 class SyncedFile:
     """A state-database row: the file as it was when S3 confirmed its object.

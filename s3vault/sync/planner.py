@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Literal, Protocol
 
 from s3vault.config.sync import FolderSettings
-from s3vault.remote.etag import same_etag
+from s3vault.etag import same_etag
 from s3vault.sync.model import (
     Action,
     Conflict,
@@ -217,7 +217,7 @@ class _Subtrees:
 
 
 class Listed(Protocol):
-    """What `S3Remote.list` yields for an object (`ObjectSummary`)."""
+    """What `Vault.list_objects` yields (`ObjectSummary`)."""
 
     @property
     def key(self) -> str: ...

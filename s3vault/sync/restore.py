@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from s3vault.errors import ExitCode, NotFoundError, RefusedError, S3VaultError, local_error
-from s3vault.remote.s3 import ObjectSummary
-from s3vault.sync.engine import MTIME_METADATA, PathError
-from s3vault.vault.vault import Vault
+from s3vault.sync.metadata import MTIME_METADATA
+from s3vault.sync.report import PathError
+from s3vault.vault import Vault
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -109,9 +109,7 @@ def _restore_all(
 ) -> bool:
     """Restore every object; False if the prefix holds none at all."""
     found = False
-    for entry in vault.remote.list(bucket, prefix):
-        if not isinstance(entry, ObjectSummary):
-            continue
+    for entry in vault.list_objects(bucket, prefix):
         found = True
         relkey = entry.key[len(prefix) :]
         # Instruction files belong to their object; "dir/" keys are folder placeholders.
@@ -150,7 +148,7 @@ def _restore_one(
     result = vault.get(bucket, key, path, key_name=key_name, allow_legacy=allow_legacy)
     report.restored += 1
     report.bytes += result.plaintext_size
-    mtime = vault.remote.head(bucket, key).metadata.get(MTIME_METADATA)
+    mtime = vault.head(bucket, key).metadata.get(MTIME_METADATA)
     # The mtime the file had when it was synced; an object without it keeps "now".
     if mtime and mtime.isdigit():
         with contextlib.suppress(OSError, OverflowError):

@@ -24,6 +24,9 @@ network inside one.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import sqlite3
 import threading
 import time
@@ -35,7 +38,7 @@ from typing import Any
 
 import platformdirs
 
-from s3vault.errors import LocalFileError, local_error
+from s3vault.errors import ConflictError, LocalFileError, local_error
 from s3vault.sync.model import RootIdentity, SyncedFile
 
 SCHEMA_VERSION = 3
@@ -123,6 +126,12 @@ class StateError(LocalFileError):
     title = "State database"
 
 
+class FolderBusyError(ConflictError):
+    """Another process is syncing the folder with the same state database."""
+
+    title = "Folder busy"
+
+
 @dataclass(frozen=True, slots=True)
 class FolderRecord:
     folder_id: str
@@ -202,6 +211,35 @@ class StateDB:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def folder_lock(self, folder_id: str) -> Iterator[None]:
+        """Hold the folder for one sync run: `FolderBusyError` if another holds it.
+
+        Two processes (a one-shot `s3vault sync` and the agent, say) working on the
+        same folder and rows at once would each take the other's writes for another
+        machine's. An flock on a file beside the database, one per folder; the kernel
+        releases it when the process dies, however it dies.
+        """
+        name = hashlib.sha256(folder_id.encode()).hexdigest()[:24]
+        path = self.path.parent / "locks" / f"{name}.lock"
+        try:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise local_error(exc, "create the lock file", path) from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FolderBusyError(
+                    f"{folder_id} is being synced by another s3vault process right now",
+                    hint="If the agent syncs this folder, `s3vault sync-now` asks it to; "
+                    "else wait for the other `s3vault sync` to finish.",
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,49 +50,17 @@ from s3vault.errors import (
     UsageError,
     local_error,
 )
-from s3vault.keys.provider import EncryptionMaterials, KeyProvider
+from s3vault.keys.provider import DESCRIPTION_KEY, EncryptionMaterials, KeyProvider
+from s3vault.localfile import same_file_state
 from s3vault.remote.s3 import ObjectHead, ObjectSummary, Progress, S3Remote, Written, s3_url
 from s3vault.vault.objects import ObjectInfo
+from s3vault.vault.results import GetResult, PrefixEntry, PutResult, SealedObject
+from s3vault.vault.sealed_puts import SealedOutcome, SealedPut, can_put_sealed, put_sealed_many
 from s3vault.vault.streams import EncryptingReader, decrypt_to_file, decrypt_to_stream
 
 UNENCRYPTED_LENGTH = "x-amz-unencrypted-content-length"
 LIST_WORKERS = 16
 MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8
-
-
-@dataclass(frozen=True)
-class PutResult:
-    bucket: str
-    key: str
-    etag: str
-    version_id: str | None
-    plaintext_size: int
-    ciphertext_size: int
-    format: str
-    location: str
-    key_name: str
-    wrap_algorithm: str
-    instruction_file: str | None  # the key of the instruction file written, if any
-
-    @property
-    def url(self) -> str:
-        return s3_url(self.bucket, self.key)
-
-
-@dataclass(frozen=True)
-class SealedObject:
-    """A small object encrypted in memory (`Vault.seal`): what `Vault.put` would store."""
-
-    key: str
-    body: bytes  # ciphertext followed by the GCM tag
-    metadata: dict[str, str]  # the envelope (or V3's part of it) and the extra metadata
-    instruction: bytes | None  # body of the instruction file, written after the object
-    instruction_key: str | None  # where that body goes: KEY + the vault's suffix
-    plaintext_size: int
-    format: str
-    location: str
-    key_name: str
-    wrap_algorithm: str
 
 
 @dataclass(frozen=True)
@@ -101,24 +70,6 @@ class _NewObject:
     encryptor: ContentEncryptor
     metadata: dict[str, str]
     instruction: bytes | None
-
-
-@dataclass(frozen=True)
-class GetResult:
-    bucket: str
-    key: str
-    plaintext_size: int
-    format: str
-    key_name: str | None
-    destination: str
-
-
-@dataclass(frozen=True)
-class PrefixEntry:
-    """A "folder" in a non-recursive listing."""
-
-    bucket: str
-    prefix: str
 
 
 def _content_cipher(version: Version) -> str:
@@ -250,7 +201,7 @@ class Vault:
         `SealedObject.body` with `SealedObject.metadata` to ``key`` and then, if set,
         `SealedObject.instruction` to `SealedObject.instruction_key` (object first, so a
         reader never finds an envelope whose object does not exist yet). The whole
-        body is in memory: meant for small files (the sync engine's batch path).
+        body is in memory: meant for small files (the sync engine's small-file path).
         """
         version = version or Version(self.defaults.format)
         location = location or Location(self.defaults.envelope)
@@ -476,27 +427,108 @@ class Vault:
 
     # ---- copy ----------------------------------------------------------------------
 
-    def copy(self, bucket: str, src_key: str, dst_key: str, *, if_match: str, size: int) -> Written:
+    def copy(self, bucket: str, src_key: str, dst_key: str, *, if_match: str) -> Written:
         """Copy an object server-side, its instruction file with it (after the object).
 
-        ``if_match`` pins the source's ETag (ConflictError if it changed); ``size`` is
-        its stored size, which decides between a single and a multipart copy. An object
+        ``if_match`` pins the source's ETag (ConflictError if it changed); its size, from
+        the HEAD, decides between a single and a multipart copy. An object
         whose envelope should be in an instruction file that is not there under this
         vault's suffix is refused (FormatError) rather than copied without its envelope.
         """
         # The source's metadata says whether its envelope is in an instruction file:
         # then that file is read first, so a missing one stops the copy before it starts.
         envelope_file: bytes | None = None
-        if needs_instruction_file(self.remote.head(bucket, src_key).metadata):
+        source = self.remote.head(bucket, src_key)
+        if needs_instruction_file(source.metadata):
             src_instruction = self.instruction_key(src_key)
             try:
                 envelope_file = self.remote.get_bytes(bucket, src_instruction)
             except NotFoundError:
                 raise envelope_not_found(bucket, src_key, src_instruction, "not copied") from None
-        written = self.remote.copy_object(bucket, src_key, dst_key, if_match=if_match, size=size)
+        written = self.remote.copy_object(
+            bucket, src_key, dst_key, if_match=if_match, size=source.size
+        )
         if envelope_file is not None:
             self.remote.put_bytes(bucket, self.instruction_key(dst_key), envelope_file, {})
         return written
+
+    # ---- what the sync engine needs -------------------------------------------------
+
+    @contextmanager
+    def remembering_keys(self) -> Iterator[None]:
+        """Read each master key from the keyring once inside this block (a sync run)."""
+        with self.keys.remembering_keys():
+            yield
+
+    def head(self, bucket: str, key: str) -> ObjectHead:
+        """The object's size, ETag, version and metadata (NotFoundError if none)."""
+        return self.remote.head(bucket, key)
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[ObjectSummary]:
+        """Every key under ``prefix`` (recursive), as listed: no envelopes are read.
+
+        Instruction files are listed too; `is_instruction_key` tells them apart.
+        """
+        for entry in self.remote.list(bucket, prefix, recursive=True):
+            if isinstance(entry, ObjectSummary):
+                yield entry
+
+    def master_key_name(self, head: ObjectHead) -> str | None:
+        """The master key the object's envelope names, when the envelope is in the
+        metadata of ``head`` (no request); None for an instruction-file envelope, a
+        KMS key or metadata that is no envelope."""
+        try:
+            envelope = parse_envelope(head.metadata)
+        except S3VaultError:
+            return None
+        name = envelope.description.get(DESCRIPTION_KEY)
+        return name if isinstance(name, str) else None
+
+    def sealed_plaintext_size(self, head: ObjectHead) -> int:
+        """The plaintext size of an object this vault sealed (AES-GCM: its size less
+        the tag), from its HEAD alone."""
+        return max(head.size - GCM_TAG_BYTES, 0)
+
+    def delete_if_match(self, bucket: str, key: str, etag: str) -> bool:
+        """Delete an object only while its ETag is ``etag``, then its instruction file.
+
+        ConflictError (and nothing deleted) if the object changed; False if it was
+        gone already (its instruction file, if left over, is deleted all the same).
+        Safe to call again after a failure part way.
+        """
+        deleted = self.remote.delete_if_match(bucket, key, etag)
+        self.delete_instruction_file(bucket, key)
+        return deleted
+
+    def abort_unfinished_uploads(self, bucket: str, key: str, started_before: datetime) -> int:
+        """Abort the multipart uploads to exactly ``key`` begun before ``started_before``
+        (an interrupted upload's parts); how many there were."""
+        aborted = 0
+        for found, upload_id, initiated in self.remote.multipart_uploads(bucket, key):
+            if found == key and initiated <= started_before:
+                self.remote.abort_upload(bucket, key, upload_id)
+                aborted += 1
+        return aborted
+
+    def can_put_sealed(self, key: str) -> bool:
+        """Whether `put_sealed_many` can store an object at ``key`` (else use `put`)."""
+        return can_put_sealed(key)
+
+    def put_sealed_many(
+        self,
+        puts: Iterable[SealedPut],
+        on_done: Callable[[SealedOutcome], None],
+        *,
+        attempts: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        """Store many objects from `seal`, many requests in flight (the native path).
+
+        Blocks until all are done; ``on_done`` learns each outcome on this thread, in
+        the order they finish. A put that finds S3 unreachable is tried ``attempts``
+        times, after pauses of ``backoff``, 2 × ``backoff``, ... See `sealed_puts`.
+        """
+        put_sealed_many(self.remote, puts, on_done, attempts=attempts, backoff=backoff)
 
     def _check_object_key(self, key: str, location: Location) -> None:
         """Refuse a key that names an instruction file, or is too long to have one."""
@@ -560,11 +592,7 @@ def _check_unchanged(path: Path, before: os.stat_result) -> None:
         after = path.stat()
     except FileNotFoundError:
         raise ConflictError(f"{path} was removed while it was being uploaded") from None
-    if (before.st_size, before.st_mtime_ns, before.st_ino) != (
-        after.st_size,
-        after.st_mtime_ns,
-        after.st_ino,
-    ):
+    if not same_file_state(before, after):
         raise ConflictError(
             f"{path} changed while it was being uploaded; nothing was stored",
             hint="Upload it again once the file is no longer changing.",

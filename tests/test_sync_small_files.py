@@ -1,4 +1,4 @@
-"""The sync engine's batch path for small files (s3vault/sync/batch.py), end to end.
+"""The sync engine's small-file path (s3vault/sync/small_files.py), end to end.
 
 Real SeaweedFS, real keyring: a folder of small files is synced through the native
 S3 client, and the objects must be exactly what `Vault.put` writes (they decrypt
@@ -25,19 +25,16 @@ from s3vault.errors import ExitCode, UnreachableError, UsageError
 from s3vault.keys.material import generate_key
 from s3vault.keys.store import KeyStore
 from s3vault.remote.native import NativeS3
-from s3vault.sync import batch
-from s3vault.sync.engine import (
-    MTIME_METADATA,
-    UNKNOWN_HASH,
-    UPLOAD_TOKEN_METADATA,
-    SyncEngine,
-    SyncProgress,
-)
+from s3vault.sync import small_files
+from s3vault.sync.engine import SyncEngine
+from s3vault.sync.metadata import MTIME_METADATA, UPLOAD_TOKEN_METADATA
+from s3vault.sync.model import UNKNOWN_HASH
+from s3vault.sync.report import SyncProgress
 from s3vault.sync.state import StateDB
 from s3vault.vault.factory import build_vault
 from s3vault.vault.vault import Vault
 
-PREFIX = "batch/docs/"
+PREFIX = "small/docs/"
 
 
 @pytest.fixture
@@ -59,9 +56,9 @@ def state(tmp_path: Path) -> Iterator[StateDB]:
 
 
 @pytest.fixture
-def every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Send even a handful of small files through the batch path."""
-    monkeypatch.setattr(batch, "MIN_BATCH", 1)
+def all_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send even a handful of small files through the small-file path."""
+    monkeypatch.setattr(small_files, "MIN_SMALL_FILES", 1)
 
 
 def make_engine(
@@ -89,7 +86,7 @@ def boto3_puts(vault: Vault) -> list[str]:
 
 
 def test_many_small_files_go_the_native_way(root, bucket, vault, state, s3_client, monkeypatch):
-    monkeypatch.setattr(batch, "SMALL_FILE_LIMIT", 64 * 1024)
+    monkeypatch.setattr(small_files, "SMALL_FILE_LIMIT", 64 * 1024)
     engine = make_engine(root, bucket, vault, state)
     files = {f"d{i % 3}/f{i:03}.txt": os.urandom(i * 37) for i in range(40)}  # one is empty
     for rel, data in files.items():
@@ -141,10 +138,10 @@ def test_many_small_files_go_the_native_way(root, bucket, vault, state, s3_clien
     ],
 )
 def test_objects_are_those_vault_put_writes(
-    root, bucket, vault, state, s3_client, every_batch, run_cli, tmp_path, fmt, envelope
+    root, bucket, vault, state, s3_client, all_small_files, run_cli, tmp_path, fmt, envelope
 ):
     engine = make_engine(root, bucket, vault, state, format=fmt, envelope=envelope)
-    write(root, "a.txt", b"through the batch path")
+    write(root, "a.txt", b"the small files way")
     write(root, "b.txt", b"")
     puts = boto3_puts(vault)
     assert engine.reconcile().uploaded == 2
@@ -163,8 +160,8 @@ def test_objects_are_those_vault_put_writes(
     ours = s3_client.head_object(Bucket=bucket, Key=PREFIX + "a.txt")
     theirs = s3_client.head_object(Bucket=bucket, Key=reference)
     assert set(ours["Metadata"]) == set(theirs["Metadata"])
-    assert ours["Metadata"]["x-amz-unencrypted-content-length"] == "22"
-    assert ours["ContentLength"] == theirs["ContentLength"] == 22 + 16
+    assert ours["Metadata"]["x-amz-unencrypted-content-length"] == "19"
+    assert ours["ContentLength"] == theirs["ContentLength"] == 19 + 16
     assert ours["ContentType"] == theirs["ContentType"]
     expected = {PREFIX + "a.txt", PREFIX + "b.txt", reference}
     if envelope == "instruction-file":
@@ -176,16 +173,16 @@ def test_objects_are_those_vault_put_writes(
     envelope_read = vault.inspect(bucket, PREFIX + "a.txt").envelope
     assert envelope_read is not None
     assert (envelope_read.version, envelope_read.location) == (Version(fmt), Location(envelope))
-    assert decrypted(vault, bucket, "a.txt") == b"through the batch path"
+    assert decrypted(vault, bucket, "a.txt") == b"the small files way"
     assert decrypted(vault, bucket, "b.txt") == b""
     out = tmp_path / "out.txt"
     r = run_cli("get", f"s3://{bucket}/{PREFIX}a.txt", str(out))
     assert r.returncode == 0, r.stderr
-    assert out.read_bytes() == b"through the batch path"
+    assert out.read_bytes() == b"the small files way"
 
 
 def test_another_writer_is_a_conflict_never_overwritten(
-    root, bucket, vault, state, s3_client, every_batch
+    root, bucket, vault, state, s3_client, all_small_files
 ):
     engine = make_engine(root, bucket, vault, state)
     write(root, "shared.txt", b"mine")
@@ -199,7 +196,7 @@ def test_another_writer_is_a_conflict_never_overwritten(
     write(root, "new.txt", b"mine, new")
     write(root, "quiet.txt", b"edited here only")
 
-    # Without the listing (an event batch) the writes' conditions decide: HTTP 412.
+    # Without the listing (a set of watcher events) the writes' conditions decide: HTTP 412.
     report = engine.reconcile(with_remote_listing=False)
     assert {c.path for c in report.conflicts} == {"shared.txt", "new.txt"}
     assert "PreconditionFailed" in report.conflicts[0].reason
@@ -214,7 +211,7 @@ def test_another_writer_is_a_conflict_never_overwritten(
 
 
 def test_a_file_changing_while_read_is_deferred(
-    root, bucket, vault, state, s3_client, every_batch, monkeypatch
+    root, bucket, vault, state, s3_client, all_small_files, monkeypatch
 ):
     engine = make_engine(root, bucket, vault, state)
     busy = write(root, "busy.txt", b"first version")
@@ -247,7 +244,7 @@ def test_a_file_changing_while_read_is_deferred(
             return WrittenWhileRead(f)
         return f
 
-    monkeypatch.setattr(batch, "open", open_, raising=False)
+    monkeypatch.setattr(small_files, "open", open_, raising=False)
     report = engine.reconcile()
     assert report.deferred == ["busy.txt"] and report.uploaded == 1 and report.errors == []
     assert keys(s3_client, bucket) == {PREFIX + "calm.txt"}
@@ -261,7 +258,7 @@ def test_a_file_changing_while_read_is_deferred(
 
 
 def test_a_file_changed_after_it_was_read_is_compared_again(
-    root, bucket, vault, state, every_batch, monkeypatch
+    root, bucket, vault, state, all_small_files, monkeypatch
 ):
     engine = make_engine(root, bucket, vault, state)
     path = write(root, "late.txt", b"as read")
@@ -286,7 +283,7 @@ def test_a_file_changed_after_it_was_read_is_compared_again(
 
 
 def test_state_rows_are_written_only_after_s3_confirmed(
-    root, bucket, vault, state, s3_client, every_batch, monkeypatch
+    root, bucket, vault, state, s3_client, all_small_files, monkeypatch
 ):
     engine = make_engine(root, bucket, vault, state, envelope="instruction-file")
     for i in range(30):
@@ -310,7 +307,7 @@ def test_state_rows_are_written_only_after_s3_confirmed(
 
 
 def test_a_missing_instruction_file_leaves_no_row(
-    root, bucket, vault, state, s3_client, every_batch, monkeypatch
+    root, bucket, vault, state, s3_client, all_small_files, monkeypatch
 ):
     engine = make_engine(root, bucket, vault, state, envelope="instruction-file")
     write(root, "a.txt", b"a")
@@ -329,7 +326,7 @@ def test_a_missing_instruction_file_leaves_no_row(
     assert state.all(engine.fid) == {} and state.uploads(engine.fid) == []
 
 
-def test_outage_then_convergence(root, bucket, vault, state, s3, s3_client, every_batch):
+def test_outage_then_convergence(root, bucket, vault, state, s3, s3_client, all_small_files):
     engine = make_engine(root, bucket, vault, state)
     write(root, "kept.txt", b"synced before the outage")
     engine.reconcile()
@@ -355,7 +352,7 @@ def test_outage_then_convergence(root, bucket, vault, state, s3, s3_client, ever
     assert engine.reconcile().planned == {}
 
 
-def test_transient_errors_are_retried(root, bucket, vault, state, every_batch, monkeypatch):
+def test_transient_errors_are_retried(root, bucket, vault, state, all_small_files, monkeypatch):
     engine = make_engine(root, bucket, vault, state)
     for i in range(10):
         write(root, f"f{i}.txt", b"x" * i)
@@ -375,21 +372,21 @@ def test_transient_errors_are_retried(root, bucket, vault, state, every_batch, m
 
 
 def test_files_that_grew_or_odd_names_take_the_per_file_path(
-    root, bucket, vault, state, s3_client, every_batch, monkeypatch
+    root, bucket, vault, state, s3_client, all_small_files, monkeypatch
 ):
-    monkeypatch.setattr(batch, "SMALL_FILE_LIMIT", 1000)
+    monkeypatch.setattr(small_files, "SMALL_FILE_LIMIT", 1000)
     engine = make_engine(root, bucket, vault, state)
     write(root, "grows.txt", b"small at the scan")
     write(root, "small.txt", b"small")
     write(root, "tab\there.txt", b"a name object_store cannot address")
-    real_split = batch.split_uploads
+    real_split = small_files.split_uploads
 
     def split_then_grow(*args: Any) -> Any:
         routed = real_split(*args)
         write(root, "grows.txt", os.urandom(5000))
         return routed
 
-    monkeypatch.setattr(batch, "split_uploads", split_then_grow)
+    monkeypatch.setattr(small_files, "split_uploads", split_then_grow)
     puts = boto3_puts(vault)
     report = engine.reconcile()
     assert (report.uploaded, report.errors, report.deferred) == (3, [], [])
@@ -398,7 +395,7 @@ def test_files_that_grew_or_odd_names_take_the_per_file_path(
     assert decrypted(vault, bucket, "tab\there.txt") == b"a name object_store cannot address"
 
 
-def test_no_s3_client_is_a_per_file_error(root, bucket, keyring_service, state, every_batch):
+def test_no_s3_client_is_a_per_file_error(root, bucket, keyring_service, state, all_small_files):
     KeyStore(service=keyring_service).put(generate_key("sync-key"))
     config = load_config()
     config = config.model_copy(update={"s3": config.s3.model_copy(update={"profile": "absent"})})
@@ -413,7 +410,7 @@ def test_no_s3_client_is_a_per_file_error(root, bucket, keyring_service, state, 
 
 
 def test_a_rotated_object_is_relearned_and_written_again(
-    root, bucket, vault, state, s3_client, run_cli, every_batch
+    root, bucket, vault, state, s3_client, run_cli, all_small_files
 ):
     engine = make_engine(root, bucket, vault, state)
     for n in range(20):
@@ -428,7 +425,7 @@ def test_a_rotated_object_is_relearned_and_written_again(
     for n in range(20):
         write(root, f"f{n:02}.txt", f"file {n}, edited after the rotation".encode())
 
-    # No listing (an event batch): every conditional write fails with 412 first.
+    # No listing (a set of watcher events): every conditional write fails with 412 first.
     report = engine.reconcile(with_remote_listing=False)
     assert (report.conflicts, report.errors, report.uploaded) == ([], [], 20)
     for n in range(20):

@@ -1,4 +1,4 @@
-"""ETag comparison, shared by the S3 layer and the (pure) sync planner."""
+"""ETag comparison: S3 quotes ETags, some servers drop the quotes on copies."""
 
 from __future__ import annotations
 

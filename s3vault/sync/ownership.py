@@ -1,0 +1,188 @@
+"""This machine's own objects: written before a crash, or re-written by key rotation.
+
+Every write carries an upload token, ``writer.random`` (`metadata.UPLOAD_TOKEN_METADATA`);
+the writer part is this state database's (`StateDB.writer`). An object with such a
+token is this machine's own write, never another machine's: after kill -9 a write may
+reach S3 after its announcement was settled, and key rotation rewrites objects with
+new ETags but the same token. Such objects are relearned (their rows recorded again),
+not reported as conflicts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import secrets
+from collections.abc import Collection
+from datetime import UTC, datetime
+from pathlib import Path
+
+from s3vault.config.sync import FolderSettings
+from s3vault.errors import NotFoundError, S3VaultError
+from s3vault.etag import same_etag
+from s3vault.sync.metadata import MTIME_METADATA, UPLOAD_TOKEN_METADATA
+from s3vault.sync.model import UNKNOWN_HASH, RemoteObject, SyncedFile
+from s3vault.sync.runner import Runner
+from s3vault.sync.scan import hash_file
+from s3vault.sync.state import InFlightUpload, StateDB
+from s3vault.vault import ObjectHead, Vault
+
+log = logging.getLogger(__name__)
+
+
+class Ownership:
+    """Tells this machine's objects from others' and records their rows again."""
+
+    def __init__(self, folder: FolderSettings, vault: Vault, state: StateDB, runner: Runner):
+        self.folder = folder
+        self.vault = vault
+        self.state = state
+        self.runner = runner
+        self.fid = folder.folder_id
+        self.writer = state.writer
+
+    def new_token(self) -> str:
+        """A fresh upload token of this state's writer."""
+        return f"{self.writer}.{secrets.token_hex(8)}"
+
+    def is_own(self, token: str | None) -> bool:
+        return bool(token) and str(token).startswith(self.writer + ".")
+
+    def local(self, path: str) -> Path:
+        """The local file at the folder-relative POSIX ``path``."""
+        return self.folder.path.joinpath(*path.split("/"))
+
+    # ---- relearning ------------------------------------------------------------------
+
+    def relearn_own_objects(
+        self,
+        rows: dict[str, SyncedFile],
+        remote: dict[str, RemoteObject],
+        local: Collection[str],
+    ) -> dict[str, SyncedFile]:
+        """Rows for objects this machine wrote that the state does not know as they are.
+
+        Two kinds, one HEAD each: a row whose object has another ETag (rotated, or a
+        later write of ours that landed after a crash), and a local file with no row
+        whose object exists (a write whose announcement was settled before S3 had
+        it). Anything not ours is left for the plan to report as a conflict.
+        """
+        stale = [
+            path
+            for path, row in rows.items()
+            if (obj := remote.get(path)) is not None and not same_etag(obj.etag, row.etag)
+        ]
+        unknown = [path for path in local if path not in rows and path in remote]
+        learned: dict[str, SyncedFile] = {}
+
+        def relearn(path: str) -> None:
+            with contextlib.suppress(S3VaultError):  # unknown: the plan reports it
+                new = self.relearn(path, rows.get(path))
+                if new is not None:
+                    learned[path] = new
+
+        self.runner.run_all([*stale, *unknown], relearn)
+        return learned
+
+    def relearn(self, path: str, row: SyncedFile | None) -> SyncedFile | None:
+        """The row for the object now at ``path``'s key if this machine wrote it; None
+        if it is gone or another writer's. Recorded in the state."""
+        try:
+            head = self.vault.head(self.folder.bucket, self.folder.key_for(path))
+        except NotFoundError:
+            return None
+        token = head.metadata.get(UPLOAD_TOKEN_METADATA)
+        if row is not None and row.token and token == row.token:
+            # The same write, re-wrapped or re-encrypted: the same plaintext.
+            new = dataclasses.replace(
+                row,
+                etag=head.etag,
+                version_id=head.version_id,
+                key_name=self.vault.master_key_name(head) or row.key_name,
+            )
+            why = "was re-written with the same content (key rotation)"
+        elif self.is_own(token):
+            new = self.own_row(path, head)
+            why = "was written here before an interruption"
+        else:
+            return None
+        self.state.record_synced(self.fid, new)
+        log.info("%s: %s %s", self.fid, path, why)
+        return new
+
+    def holds_file(self, row: SyncedFile) -> bool:
+        """Whether ``row``'s object holds the file as it is now (by size and mtime, as
+        the planner judges)."""
+        if row.content_hash == UNKNOWN_HASH:
+            return False
+        try:
+            now = os.stat(self.local(row.path), follow_symlinks=self.folder.follow_symlinks)
+        except OSError:
+            return False
+        return (now.st_size, now.st_mtime_ns) == (row.size, row.mtime_ns)
+
+    def own_row(self, path: str, head: ObjectHead) -> SyncedFile:
+        """A row for this machine's object at ``path``: exact if the file still has the
+        size and mtime the object records, else one the next plan uploads again."""
+        size = self.vault.sealed_plaintext_size(head)
+        mtime = head.metadata.get(MTIME_METADATA, "")
+        digest = UNKNOWN_HASH
+        full = self.local(path)
+        try:
+            now = os.stat(full, follow_symlinks=self.folder.follow_symlinks)
+            if mtime.isdigit() and (now.st_size, now.st_mtime_ns) == (size, int(mtime)):
+                digest = hash_file(full, follow_symlinks=self.folder.follow_symlinks)
+        except OSError:
+            pass
+        return SyncedFile(
+            path=path,
+            size=size,
+            # Not known to hold the file as it is: an impossible mtime and hash make
+            # the next plan compare it again and upload, conditional on this ETag.
+            mtime_ns=int(mtime) if digest != UNKNOWN_HASH else -1,
+            content_hash=digest,
+            etag=head.etag,
+            key_name=self.vault.master_key_name(head) or self.folder.key,
+            version_id=head.version_id,
+            token=head.metadata.get(UPLOAD_TOKEN_METADATA),
+        )
+
+    # ---- writes interrupted by a crash -----------------------------------------------
+
+    def recover_interrupted_uploads(self) -> None:
+        """Settle the writes this state announced and never recorded (a crash, kill -9).
+
+        A write whose object S3 holds is adopted: its row is recorded, so the next
+        plan neither uploads it again nor takes it for another machine's object.
+        Multipart uploads of the others are aborted; only keys this machine
+        announced are touched, and only uploads initiated before this run. A write
+        S3 commits after this (it was still on its way) carries this state's writer
+        id and is relearned by a later plan. Best effort: with S3 unreachable, the
+        next run tries again.
+        """
+        leftovers = self.state.uploads(self.fid)
+        if not leftovers:
+            return
+        now = datetime.now(UTC)
+        with contextlib.suppress(S3VaultError):
+            for upload in leftovers:
+                self.vault.abort_unfinished_uploads(self.folder.bucket, upload.key, now)
+                if not self._adopt(upload):
+                    self.state.end_upload(self.fid, upload.path)
+
+    def _adopt(self, upload: InFlightUpload) -> bool:
+        """Record ``upload`` as synced if S3 holds its object; False if it does not."""
+        if not upload.token:
+            return False
+        try:
+            head = self.vault.head(self.folder.bucket, upload.key)
+        except NotFoundError:
+            return False
+        token = head.metadata.get(UPLOAD_TOKEN_METADATA)
+        if token != upload.token and not self.is_own(token):
+            return False  # another machine's
+        self.state.record_synced(self.fid, self.own_row(upload.path, head))
+        log.info("%s: adopted %s, uploaded before an interruption", self.fid, upload.path)
+        return True
