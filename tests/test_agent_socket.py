@@ -328,3 +328,29 @@ def test_status_shows_bytes_moving_during_a_large_upload(agents, folder, bucket,
     assert re.search(r"syncing s3://\S+: 0/1 files, [\d.]+ MiB/48\.0 MiB, ", text), text
     s = idle(agents)
     assert s["progress"] is None and s["folders"][0]["last_report"]["uploaded"] == 1
+
+
+def test_a_one_shot_sync_of_the_agents_folder_is_handed_to_the_agent(agents, bucket, folder):
+    agents.start()
+    idle(agents)
+    target = f"s3://{bucket}/sync"
+    r = agents.cli("sync", str(folder), target, "--key", "agent-key", "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    assert json.loads(r.stdout) == {
+        "folder": f"s3://{bucket}/sync/",
+        "handed_to_agent": True,
+        "exit_code": 0,
+    }
+    # The agent ran the sync the command asked for: a full one, with the listing.
+    wait_for(
+        lambda: any(e.get("reason") == "sync-now" for e in status(agents)["recent"]),
+        what="the agent's sync-now run",
+    )
+    # --force cannot be handed over: refused, saying what to do instead.
+    r = agents.cli("sync", str(folder), target, "--key", "agent-key", "--force")
+    assert r.returncode == ExitCode.CONFLICT
+    assert "agent syncs" in r.stderr.decode() and "s3vault stop" in r.stderr.decode()
+    # A dry run changes nothing: it runs here, while the agent owns the folder.
+    r = agents.cli("sync", str(folder), target, "--key", "agent-key", "--dry-run", "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    assert json.loads(r.stdout)["dry_run"] is True

@@ -24,7 +24,7 @@ from s3vault.keys.store import KeyStore
 from s3vault.sync.engine import SyncEngine, SyncRefused
 from s3vault.sync.metadata import MTIME_METADATA
 from s3vault.sync.report import SyncProgress
-from s3vault.sync.state import InFlightUpload, StateDB
+from s3vault.sync.state import FolderBusyError, InFlightUpload, StateDB
 from s3vault.vault.factory import build_vault
 from s3vault.vault.vault import Vault
 
@@ -597,3 +597,17 @@ def test_a_late_write_from_another_state_is_still_a_conflict(
     assert [c.path for c in report.conflicts] == ["late.txt"] and report.relearned == 0
     assert state.get(engine.fid, "late.txt") is None
     assert s3_client.head_object(Bucket=bucket, Key=PREFIX + "late.txt")["ETag"] == etag
+
+
+def test_one_run_per_folder_and_state_database_at_a_time(root, bucket, vault, state, s3_client):
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "a.txt", b"alpha")
+    # Another process (a one-shot `sync` or the agent) holds the folder: its flock is
+    # per open file, so a second one here stands for it.
+    with StateDB(state.path) as other, other.folder_lock(engine.fid):
+        with pytest.raises(FolderBusyError, match="another s3vault process"):
+            engine.reconcile()
+        assert keys(s3_client, bucket) == set()
+        # A dry run writes nothing and may look meanwhile.
+        assert engine.reconcile(dry_run=True).planned == {"upload": 1}
+    assert engine.reconcile().uploaded == 1

@@ -7,18 +7,19 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from s3vault.agent.client import AgentClient
 from s3vault.cli.context import AppContext
 from s3vault.cli.object_commands import instruction_suffix_option, key_option
 from s3vault.cli.output import console, emit_json, err_console, human_size, plural
 from s3vault.cli.progress import count_progress, sync_progress
 from s3vault.config.sync import FolderSettings, normalise_prefix, parse_rate
-from s3vault.errors import KeyMissingError, UsageError
+from s3vault.errors import KeyMissingError, S3VaultError, UsageError
 from s3vault.remote.throttle import Throttle
 from s3vault.remote.url import parse_s3_url
 from s3vault.sync.engine import SyncEngine, SyncReport
 from s3vault.sync.restore import RestoreReport
 from s3vault.sync.restore import restore as restore_folder
-from s3vault.sync.state import StateDB, default_state_path
+from s3vault.sync.state import FolderBusyError, StateDB, default_state_path
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -87,9 +88,13 @@ Examples:
   s3vault sync ~/Videos s3://my-vault/videos --bwlimit 5MiB
   s3vault sync ~/Scans s3://shared/scans --envelope instruction-file --instruction-suffix .env
 
-Exit codes: 0 in sync, 8 conflicts (another machine changed an object; nothing was
-overwritten), 9 refused by the safety guard (nothing was changed), else the code of
-the first per-file error."""
+A folder the running agent syncs is handed to it (it syncs now; follow it with
+`s3vault status`); --dry-run still runs here, --force is refused.
+
+Exit codes: 0 in sync (or handed to the agent), 8 conflicts (another machine changed
+an object; nothing was overwritten) or another s3vault process is syncing the folder,
+9 refused by the safety guard (nothing was changed), else the code of the first
+per-file error."""
 )
 @click.argument("local_dir", type=click.Path(path_type=Path))
 @click.argument("target")
@@ -142,6 +147,8 @@ def sync(
     folder = _folder(
         app, local_dir, target, key_name, format_, envelope, instruction_suffix, delete
     )
+    if not dry_run and _handed_to_agent(folder.folder_id, force=force, as_json=as_json):
+        return 0
     rate = app.config.agent.bandwidth_limit
     if bwlimit is not None:
         try:
@@ -159,6 +166,40 @@ def sync(
     else:
         _print_sync(report)
     return report.exit_code
+
+
+def _handed_to_agent(folder_id: str, *, force: bool, as_json: bool) -> bool:
+    """Whether the running agent syncs ``folder_id``; then it is asked to sync now.
+
+    Two processes must not sync one folder at once (each would take the other's
+    writes for another machine's): a folder the agent owns is the agent's to sync.
+    ``--force`` cannot be handed over: refused with what to do instead. Without a
+    running agent (or one that does not answer), False: this process syncs, under
+    the state database's folder lock.
+    """
+    try:
+        with AgentClient(timeout=10) as agent:
+            owned = any(f.get("folder") == folder_id for f in agent.status()["folders"])
+            if owned and not force:
+                agent.sync_now()
+    except S3VaultError:
+        return False
+    if not owned:
+        return False
+    if force:
+        raise FolderBusyError(
+            f"the s3vault agent syncs {folder_id}; --force cannot be handed to it",
+            hint="Stop the agent (`s3vault stop`), run this command again, then start "
+            "the agent (`s3vault agent`).",
+        )
+    if as_json:
+        emit_json({"folder": folder_id, "handed_to_agent": True, "exit_code": 0})
+    else:
+        console.print(
+            f"The s3vault agent syncs {folder_id}: asked it to sync now. "
+            "Follow it with `s3vault status`."
+        )
+    return True
 
 
 def _print_sync(report: SyncReport) -> None:
