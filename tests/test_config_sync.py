@@ -51,7 +51,7 @@ def test_the_issue_example() -> None:
     )
     assert f.path == Path.home() / "Documents"
     assert f.prefix == "laptop/documents/"
-    assert f.key_for("a/b.txt") == "laptop/documents/a/b.txt"
+    assert f.object_key("a/b.txt") == "laptop/documents/a/b.txt"
     assert f.folder_id == "s3://my-vault/laptop/documents/"
     a = AgentSettings.model_validate({"workers": 8, "debounce_ms": 500, "rescan_interval": "1h"})
     assert a.rescan_interval == 3600
@@ -79,8 +79,8 @@ def test_prefix_is_normalised(prefix: str, normalised: str) -> None:
     assert normalise_prefix(prefix) == normalised
     f = folder(prefix=prefix)
     assert f.prefix == normalised
-    assert f.key_for("x/y") == normalised + "x/y"
-    assert f.relpath_for(normalised + "x/y") == "x/y"
+    assert f.object_key("x/y") == normalised + "x/y"
+    assert f.relpath_of(normalised + "x/y") == "x/y"
 
 
 @pytest.mark.parametrize("prefix", ["a//b", "a/../b", "./a", "a/."])
@@ -90,9 +90,9 @@ def test_ambiguous_prefixes_are_refused(prefix: str) -> None:
 
 def test_relpath_for_keys_outside_the_prefix() -> None:
     f = folder(prefix="laptop")
-    assert f.relpath_for("desktop/a") is None
-    assert f.relpath_for("laptop/") is None
-    assert f.relpath_for("laptopx/a") is None
+    assert f.relpath_of("desktop/a") is None
+    assert f.relpath_of("laptop/") is None
+    assert f.relpath_of("laptopx/a") is None
 
 
 @pytest.mark.parametrize(

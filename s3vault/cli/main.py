@@ -1,4 +1,8 @@
-"""The `s3vault` command: single-object work (put, get, inspect, ls, rm) and key management.
+"""The `s3vault` command: objects (put, get, inspect, ls, rm, rotate), sync and restore,
+the agent and its controls (status, pause, resume, sync-now, stop), keys, config, demo.
+
+Each group of commands lives in its own module (`object_commands`, `sync_commands`,
+`agent_commands`, `key_commands`, `rotate_command`, `config_commands`, `demo_command`).
 
 Errors are translated once, here: an `S3VaultError` prints its message and hint on
 stderr and exits with its documented code (see s3vault.errors); nothing expected

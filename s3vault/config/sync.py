@@ -241,12 +241,12 @@ class FolderSettings(_Section):
         """
         return f"s3://{self.bucket}/{self.prefix}"
 
-    def key_for(self, relpath: str) -> str:
+    def object_key(self, relpath: str) -> str:
         """The object key of a file: ``prefix`` + its POSIX path under the root."""
         return self.prefix + relpath
 
-    def relpath_for(self, key: str) -> str | None:
-        """The inverse of `key_for`; None for a key outside the prefix."""
+    def relpath_of(self, key: str) -> str | None:
+        """The inverse of `object_key`; None for a key outside the prefix."""
         if not key.startswith(self.prefix) or key == self.prefix:
             return None
         return key[len(self.prefix) :]

@@ -219,7 +219,7 @@ class KeyProvider:
 
     # --- decrypting -------------------------------------------------------------
 
-    def key_for(self, description: Mapping[str, str]) -> MasterKey | None:
+    def object_key(self, description: Mapping[str, str]) -> MasterKey | None:
         """The stored key that the description names, if this store has it."""
         return self._stored_or_none(description.get(DESCRIPTION_KEY))
 

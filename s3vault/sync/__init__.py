@@ -1,8 +1,14 @@
-"""The sync engine's pure core: settings, ignore rules, scan, event coalescing, the
-state database, the planner and its safety guard (docs/sync.md).
+"""The sync engine: one folder mirrored into its S3 prefix (docs/sync.md).
 
-The watcher, the transfer workers and the agent build on these; every object goes
-through `s3vault.vault.Vault`.
+Pure decisions, no I/O beyond stat: `scan`, `ignore`, `events` (watcher events
+coalesced), `planner` and `guard`. State: `state` (SQLite: what S3 confirmed, writes
+in flight, one run per folder at a time). Carrying a plan out: `engine`
+(`SyncEngine.reconcile`), `uploads` (the upload rules, the streaming path),
+`small_files` (many small files at once), `ownership` (this machine's own objects
+after a crash or key rotation), `runner` (pool and retries), `report` (what a run
+did). `restore` is the way back. Every object goes through `s3vault.vault.Vault`.
+
+The names below are the pure core's, for callers that only plan (tests, tools).
 """
 
 from s3vault.config.sync import AgentSettings, FolderSettings, check_folders

@@ -268,8 +268,8 @@ class SyncEngine:
             written = self.runner.retrying(
                 lambda: self.vault.copy(
                     self.folder.bucket,
-                    self.folder.key_for(action.src_path),
-                    self.folder.key_for(action.dst_path),
+                    self.folder.object_key(action.src_path),
+                    self.folder.object_key(action.dst_path),
                     if_match=action.src_etag,
                 )
             )
@@ -300,7 +300,7 @@ class SyncEngine:
 
     def _delete(self, action: DeleteRemote, tally: Tally) -> None:
         def work() -> None:
-            bucket, key = self.folder.bucket, self.folder.key_for(action.path)
+            bucket, key = self.folder.bucket, self.folder.object_key(action.path)
             # Conditional on the ETag we synced: an object another machine wrote
             # since is kept and reported (stores without conditional deletes get
             # a HEAD and a compare; with versioning on, nothing is lost either way).

@@ -3,7 +3,7 @@ database and in S3, and the actions a plan is made of.
 
 Paths are POSIX paths relative to the sync root (``"photos/2024/a.jpg"``), the same
 on every OS, so they double as the tail of the object key (see
-`FolderSettings.key_for`).
+`FolderSettings.object_key`).
 """
 
 from __future__ import annotations

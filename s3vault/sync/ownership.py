@@ -90,7 +90,7 @@ class Ownership:
         """The row for the object now at ``path``'s key if this machine wrote it; None
         if it is gone or another writer's. Recorded in the state."""
         try:
-            head = self.vault.head(self.folder.bucket, self.folder.key_for(path))
+            head = self.vault.head(self.folder.bucket, self.folder.object_key(path))
         except NotFoundError:
             return None
         token = head.metadata.get(UPLOAD_TOKEN_METADATA)

@@ -242,7 +242,7 @@ def remote_index(
     for obj in listing:
         if isinstance(obj, str):
             continue  # a common prefix; only in non-recursive listings
-        path = folder.relpath_for(obj.key)
+        path = folder.relpath_of(obj.key)
         if path is None or path.endswith("/") or is_instruction_key(obj.key):
             continue
         index[path] = RemoteObject(path, obj.etag, obj.size)

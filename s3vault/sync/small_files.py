@@ -48,7 +48,8 @@ def split_uploads(
     small = [
         u
         for u in uploads
-        if local[u.path].size <= SMALL_FILE_LIMIT and vault.can_put_sealed(folder.key_for(u.path))
+        if local[u.path].size <= SMALL_FILE_LIMIT
+        and vault.can_put_sealed(folder.object_key(u.path))
     ]
     if len(small) < MIN_SMALL_FILES:
         return [], list(uploads)

@@ -79,7 +79,7 @@ class Uploads:
 
     def start(self, action: Upload, full: Path, before: os.stat_result, digest: str) -> FileUpload:
         """The upload of a file read (or hashed) as ``before`` describes it."""
-        key = self.folder.key_for(action.path)
+        key = self.folder.object_key(action.path)
         return FileUpload(action, key, full, before, digest, self.ownership.new_token())
 
     def announce(self, upload: FileUpload) -> None:
