@@ -26,6 +26,7 @@ from s3vault.errors import (
     RefusedError,
     UsageError,
 )
+from s3vault.keys.backend import usable_backend
 from s3vault.keys.material import (
     AesKey,
     KmsKey,
@@ -35,7 +36,7 @@ from s3vault.keys.material import (
     parse_rsa,
     validate_name,
 )
-from s3vault.keys.store import INDEX, PART_CHARS, KeyStore, usable_backend
+from s3vault.keys.store import INDEX, PART_CHARS, KeyStore
 
 
 @pytest.fixture(scope="module")

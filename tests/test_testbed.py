@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 from services import MotoKMS
 
-from s3vault.keys.store import usable_backend
+from s3vault.keys.backend import usable_backend
 from s3vault.local.keyring_session import PrivateKeyring, keyring_available
 from s3vault.local.seaweed import LocalS3
 

@@ -30,30 +30,26 @@ import base64
 import builtins
 import hashlib
 import json
-import os
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import keyring
 import keyring.core
 import keyring.errors
 from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail, null
 
 from s3vault.errors import (
     ConflictError,
     IntegrityError,
     KeyMissingError,
-    KeyringUnavailableError,
     S3VaultError,
     UsageError,
 )
+from s3vault.keys.backend import keyring_error, secret_service_backend, usable_backend
 from s3vault.keys.material import (
     AesKey,
     KeyType,
@@ -71,14 +67,6 @@ PART_CHARS = 1000
 _SLOTS = ("a", "b")
 
 PutResult = Literal["created", "unchanged", "replaced"]
-
-SERVER_HINT = (
-    "Start a desktop session (its keyring unlocks at login) or gnome-keyring. On a server: "
-    "`dbus-run-session -- sh -c 'echo -n PASSWORD | gnome-keyring-daemon --unlock "
-    "--components=secrets; s3vault ...'`. Or use an AWS KMS key, which keeps no secret "
-    "on this machine: `--key kms:KEY_ID` (or `defaults.key: kms:KEY_ID` in the config), "
-    "or `s3vault key import NAME --type kms --key-id KEY_ID` where a keyring runs."
-)
 
 
 @dataclass(frozen=True)
@@ -104,84 +92,6 @@ class _Layout:
 
 class TornRecordError(IntegrityError):
     """A split keyring entry lost a part or a part changed (an interrupted write)."""
-
-
-def usable_backend(candidate: KeyringBackend) -> KeyringBackend:
-    """The OS keyring behind ``candidate``, or KeyringUnavailableError.
-
-    Only the OS keyrings that ship with `keyring` itself count: the `fail` and `null`
-    backends store nothing, and third-party backends (``keyrings.alt``'s plaintext or
-    "encrypted" files, and others) are not what a user means by "my OS keyring". A
-    chainer is unwrapped to its best OS keyring so that it cannot fall back to anything
-    else for one call.
-    """
-    if isinstance(candidate, chainer.ChainerBackend):
-        usable = [b for b in candidate.backends if _is_os_keyring(b)]
-        if usable:
-            return usable[0]
-        raise KeyringUnavailableError(
-            "no OS keyring service is running (no usable keyring backend was found)",
-            hint=SERVER_HINT,
-        )
-    if _is_os_keyring(candidate):
-        return candidate
-    if isinstance(candidate, fail.Keyring | null.Keyring):
-        raise KeyringUnavailableError("no OS keyring service is running", hint=SERVER_HINT)
-    raise KeyringUnavailableError(
-        f"the keyring backend {type(candidate).__module__}.{type(candidate).__name__} "
-        "is not an OS keyring; s3vault keeps master keys only in the OS keyring",
-        hint=SERVER_HINT,
-    )
-
-
-def _secret_service() -> KeyringBackend | None:
-    """The Secret Service backend when it is usable and nobody chose another one.
-
-    A shortcut for Linux: ``keyring.get_keyring()`` first imports and probes every
-    backend (the macOS one spawns ``ldconfig``), which costs about 0.1 s per command.
-    ``PYTHON_KEYRING_BACKEND``, a keyring config file and a backend already chosen in
-    this process (``keyring.set_keyring``) still take precedence.
-    """
-    if sys.platform != "linux" or os.environ.get("PYTHON_KEYRING_BACKEND"):
-        return None
-    if getattr(keyring.core, "_keyring_backend", None) is not None:
-        return None  # already chosen (or set with keyring.set_keyring): respect it
-    from keyring.backends import SecretService
-    from keyring.util import platform_
-
-    if (Path(platform_.config_root()) / "keyringrc.cfg").exists():
-        return None
-
-    try:
-        usable = SecretService.Keyring.priority > 0  # raises when there is no service
-    except Exception:  # keyring signals "not viable" with any exception
-        return None
-    return SecretService.Keyring() if usable else None
-
-
-def _is_os_keyring(backend: KeyringBackend) -> bool:
-    return type(backend).__module__.startswith("keyring.backends.") and not isinstance(
-        backend, fail.Keyring | null.Keyring | chainer.ChainerBackend
-    )
-
-
-def _translate(exc: Exception, action: str) -> KeyringUnavailableError:
-    # Messages from keyring/secretstorage/jeepney describe the service, never the
-    # secret; still, only the class and a short text are kept.
-    detail = f"{type(exc).__name__}: {str(exc)[:200]}".rstrip(": ")
-    if isinstance(exc, keyring.errors.NoKeyringError):
-        return KeyringUnavailableError("no OS keyring service is running", hint=SERVER_HINT)
-    if isinstance(exc, keyring.errors.KeyringLocked) or "dismissed" in str(exc).lower():
-        return KeyringUnavailableError(
-            f"the OS keyring is locked and was not unlocked while trying to {action} "
-            "(the unlock prompt was dismissed or could not be shown)",
-            hint="Unlock your login keyring (e.g. log in to the desktop), then retry. "
-            + SERVER_HINT,
-        )
-    return KeyringUnavailableError(
-        f"the OS keyring did not answer while trying to {action} ({detail})",
-        hint=SERVER_HINT,
-    )
 
 
 class KeyStore:
@@ -397,7 +307,7 @@ class KeyStore:
     def backend(self) -> KeyringBackend:
         if self._backend is None:
             with self._errors("open the keyring"):
-                requested = self._requested or _secret_service() or keyring.get_keyring()
+                requested = self._requested or secret_service_backend() or keyring.get_keyring()
             self._backend = usable_backend(requested)
         return self._backend
 
@@ -406,12 +316,12 @@ class KeyStore:
         try:
             yield
         except (keyring.errors.KeyringError, OSError) as exc:
-            raise _translate(exc, action) from None
+            raise keyring_error(exc, action) from None
         except Exception as exc:
             # secretstorage/jeepney raise their own classes (not KeyringError) for a
             # vanished D-Bus or a dismissed prompt; anything else is a bug, re-raised.
             if type(exc).__module__.split(".")[0] in {"secretstorage", "jeepney", "dbus"}:
-                raise _translate(exc, action) from None
+                raise keyring_error(exc, action) from None
             raise
 
     def _get(self, username: str) -> str | None:

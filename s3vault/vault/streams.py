@@ -8,6 +8,8 @@
 - `decrypt_to_stream` (for `get ... -`) spools the *ciphertext* to an anonymous temp
   file, verifies it, then decrypts it again to the stream: plaintext never touches
   the disk and nothing unverified reaches the reader.
+- `open_regular_file` and `check_unchanged`: a local file opened with errors a user
+  can act on, and refused if it changed between its open and the commit.
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ import io
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from s3vault.crypto.content import ContentDecryptor, ContentEncryptor
-from s3vault.errors import ConflictError, LocalFileError, local_error
+from s3vault.errors import (
+    ConflictError,
+    LocalFileError,
+    NotFoundError,
+    UsageError,
+    local_error,
+)
+from s3vault.localfile import same_file_state
 
 SPOOL_CHUNK = 1024 * 1024
 
@@ -175,3 +185,35 @@ def decrypt_to_stream(
         out.write(last)
         out.flush()
         return size + len(last)
+
+
+# ---- the local file -------------------------------------------------------------
+
+
+@contextmanager
+def open_regular_file(path: Path) -> Iterator[tuple[io.BufferedReader, int]]:
+    """Open a local file for reading, with errors a user can act on."""
+    try:
+        # stat first: opening a FIFO (or a device) for reading could block forever.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise UsageError(f"{path} is not a regular file")
+        source = open(path, "rb")  # noqa: SIM115 - closed below, after the caller's block
+    except FileNotFoundError:
+        raise NotFoundError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise local_error(exc, "read", path) from None
+    with source:
+        yield source, os.fstat(source.fileno()).st_size
+
+
+def check_unchanged(path: Path, before: os.stat_result) -> None:
+    """ConflictError if the file is not the one ``before`` describes (changed, gone)."""
+    try:
+        after = path.stat()
+    except FileNotFoundError:
+        raise ConflictError(f"{path} was removed while it was being uploaded") from None
+    if not same_file_state(before, after):
+        raise ConflictError(
+            f"{path} changed while it was being uploaded; nothing was stored",
+            hint="Upload it again once the file is no longer changing.",
+        )

@@ -7,11 +7,8 @@ did not authenticate, and never holds a whole object in memory.
 
 from __future__ import annotations
 
-import io
 import os
-import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,22 +38,26 @@ from s3vault.crypto.envelope import (
     render_envelope,
 )
 from s3vault.errors import (
-    ConflictError,
     FormatError,
     NotEncryptedError,
     NotFoundError,
     RefusedError,
     S3VaultError,
     UsageError,
-    local_error,
 )
 from s3vault.keys.provider import DESCRIPTION_KEY, EncryptionMaterials, KeyProvider
-from s3vault.localfile import same_file_state
 from s3vault.remote.s3 import ObjectHead, ObjectSummary, Progress, S3Remote, Written, s3_url
+from s3vault.vault.listing import list_with_envelopes
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.results import GetResult, PrefixEntry, PutResult, SealedObject
 from s3vault.vault.sealed_puts import SealedOutcome, SealedPut, can_put_sealed, put_sealed_many
-from s3vault.vault.streams import EncryptingReader, decrypt_to_file, decrypt_to_stream
+from s3vault.vault.streams import (
+    EncryptingReader,
+    check_unchanged,
+    decrypt_to_file,
+    decrypt_to_stream,
+    open_regular_file,
+)
 
 UNENCRYPTED_LENGTH = "x-amz-unencrypted-content-length"
 LIST_WORKERS = 16
@@ -143,7 +144,7 @@ class Vault:
         version = version or Version(self.defaults.format)
         location = location or Location(self.defaults.envelope)
         self._check_object_key(key, location)
-        with _open_regular_file(local) as (source, size):
+        with open_regular_file(local) as (source, size):
             if size > GCM_MAX_PLAINTEXT:
                 raise RefusedError(
                     f"{local} is {size} bytes; one AES-GCM object holds at most "
@@ -163,7 +164,7 @@ class Vault:
                 progress=progress,
                 # Checked after the last byte was read, before the object is committed:
                 # a file that changed meanwhile is never stored torn.
-                before_commit=lambda: _check_unchanged(local, before),
+                before_commit=lambda: check_unchanged(local, before),
                 if_match=if_match,
                 if_none_match=if_none_match,
             )
@@ -367,40 +368,15 @@ class Vault:
         their own: they show as the `location` of the object they belong to. A key
         ending in the suffix whose object does not exist is listed as what it is.
         """
-        entries = self.remote.list(bucket, prefix, recursive=recursive)
-        with ThreadPoolExecutor(max_workers=LIST_WORKERS, thread_name_prefix="s3-head") as pool:
-            for batch in _batches(entries, 256):
-                keys = {e.key for e in batch if isinstance(e, ObjectSummary)}
-                heads: list[PrefixEntry | Future[ObjectInfo | None]] = []
-                for entry in batch:
-                    if isinstance(entry, str):
-                        heads.append(PrefixEntry(bucket, entry))
-                    elif self.is_instruction_key(entry.key):
-                        base = entry.key[: -len(self.instruction_suffix)]
-                        if base not in keys:
-                            # Its object may sit in an earlier batch of the listing.
-                            heads.append(pool.submit(self._orphan_info, bucket, entry, base))
-                    else:
-                        heads.append(pool.submit(self._summary_info, bucket, entry))
-                for item in heads:
-                    if isinstance(item, PrefixEntry):
-                        yield item
-                    elif (info := item.result()) is not None:
-                        yield info
-
-    def _orphan_info(self, bucket: str, entry: ObjectSummary, base: str) -> ObjectInfo | None:
-        """None when ``entry`` is the instruction file of object ``base``, else its info."""
-        if self.remote.exists(bucket, base):
-            return None
-        return self._summary_info(bucket, entry)
-
-    def _summary_info(self, bucket: str, entry: ObjectSummary) -> ObjectInfo:
-        try:
-            head = self.remote.head(bucket, entry.key)
-        except NotFoundError:
-            # Deleted between LIST and HEAD: show what the listing said.
-            head = ObjectHead(bucket, entry.key, entry.size, entry.etag, entry.last_modified, {})
-        return self._info_or_error(head)
+        return list_with_envelopes(
+            self.remote,
+            bucket,
+            prefix,
+            recursive=recursive,
+            instruction_suffix=self.instruction_suffix,
+            is_instruction_key=self.is_instruction_key,
+            info_of=self._info_or_error,
+        )
 
     # ---- delete --------------------------------------------------------------------
 
@@ -562,22 +538,6 @@ def envelope_not_found(bucket: str, key: str, where: str, outcome: str = "") -> 
     )
 
 
-@contextmanager
-def _open_regular_file(path: Path) -> Iterator[tuple[io.BufferedReader, int]]:
-    """Open a local file for reading, with errors a user can act on."""
-    try:
-        # stat first: opening a FIFO (or a device) for reading could block forever.
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise UsageError(f"{path} is not a regular file")
-        source = open(path, "rb")  # noqa: SIM115 - closed below, after the caller's block
-    except FileNotFoundError:
-        raise NotFoundError(f"{path} does not exist") from None
-    except OSError as exc:
-        raise local_error(exc, "read", path) from None
-    with source:
-        yield source, os.fstat(source.fileno()).st_size
-
-
 def _add_extra_metadata(metadata: dict[str, str], extra: Mapping[str, str] | None) -> None:
     """Add user metadata beside the envelope; never let it replace an envelope entry."""
     for name, value in (extra or {}).items():
@@ -585,28 +545,3 @@ def _add_extra_metadata(metadata: dict[str, str], extra: Mapping[str, str] | Non
         if lowered.startswith("x-amz-") or lowered in metadata:
             raise UsageError(f"metadata name {name!r} is reserved for the envelope")
         metadata[lowered] = value
-
-
-def _check_unchanged(path: Path, before: os.stat_result) -> None:
-    try:
-        after = path.stat()
-    except FileNotFoundError:
-        raise ConflictError(f"{path} was removed while it was being uploaded") from None
-    if not same_file_state(before, after):
-        raise ConflictError(
-            f"{path} changed while it was being uploaded; nothing was stored",
-            hint="Upload it again once the file is no longer changing.",
-        )
-
-
-def _batches(
-    items: Iterator[ObjectSummary | str], size: int
-) -> Iterator[list[ObjectSummary | str]]:
-    batch: list[ObjectSummary | str] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
