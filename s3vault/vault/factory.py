@@ -5,18 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from s3vault.config.model import Config
+from s3vault.keys.kms import boto3_kms_client
 from s3vault.keys.provider import KeyProvider
 from s3vault.keys.store import KeyStore
 from s3vault.remote.s3 import S3Remote
+from s3vault.remote.session import AwsSession
 from s3vault.vault.vault import Vault
 
 
 def build_vault(config: Config, *, keystore_factory: Callable[[], KeyStore]) -> Vault:
     """A vault over the configured S3 endpoint and key store.
 
-    The key store and the KMS client are built lazily, so listing a bucket never
-    touches the keyring and raw-key work never needs KMS.
+    S3 (both transports) and KMS share one AWS session, so profile, region and
+    credentials resolve once, the same way. The key store and the KMS client are
+    built lazily, so listing a bucket never touches the keyring and raw-key work
+    never needs KMS.
     """
-    remote = S3Remote(settings=config.s3, transfer=config.transfer, kms_settings=config.kms)
-    provider = KeyProvider(keystore_factory, kms_client=remote.kms_client)
+    session = AwsSession(config.s3, config.transfer)
+    remote = S3Remote(session=session, transfer=config.transfer)
+    provider = KeyProvider(
+        keystore_factory, kms_client=lambda: boto3_kms_client(session, config.kms)
+    )
     return Vault(remote, provider, config.defaults)
