@@ -25,6 +25,7 @@ from s3vault.errors import (
 )
 from s3vault.remote.native import NativeS3, PutOutcome, PutRequest, native_error, supports_key
 from s3vault.remote.s3 import S3Remote
+from s3vault.remote.session import AwsSession
 from s3vault.remote.throttle import Throttle
 
 
@@ -145,7 +146,8 @@ def test_unreachable_endpoint_is_unreachable_error():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    native = NativeS3(S3Settings(), endpoint_url=f"http://127.0.0.1:{port}", region="us-east-1")
+    settings = S3Settings(endpoint_url=f"http://127.0.0.1:{port}", region="us-east-1")
+    native = NativeS3(AwsSession(settings))
     started = time.monotonic()
     with pytest.raises(UnreachableError) as caught:
         native.put(PutRequest("some-bucket", "k", b"x"))
@@ -203,9 +205,7 @@ def test_credentials_come_from_the_boto3_profile(bucket, s3, s3_client, monkeypa
 def test_the_bandwidth_limit_applies(bucket):
     waits: list[float] = []
     throttle = Throttle(100_000, burst=10_000, sleep=waits.append)
-    remote = S3Remote()
-    remote.throttle = throttle
-    native = NativeS3.for_remote(remote)
+    native = NativeS3.for_remote(S3Remote(throttle=throttle))
     done: list[PutOutcome] = []
     native.put_many([PutRequest(bucket, f"t/{i}", b"x" * 10_000) for i in range(5)], done.append)
     assert [o.error for o in done] == [None] * 5

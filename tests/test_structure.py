@@ -138,8 +138,7 @@ def test_the_format_layer_imports_only_the_standard_library_errors_and_cryptogra
                 top in stdlib
                 or top in CRYPTO_THIRD_PARTY
                 or target == "s3vault.errors"
-                or (layer(target) == "crypto"
-                and target.startswith("s3vault"))
+                or (layer(target) == "crypto" and target.startswith("s3vault"))
             )
             if not ok:
                 wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}")

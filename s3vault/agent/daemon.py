@@ -260,11 +260,11 @@ def run_agent(config: Config, *, foreground: bool = True) -> int:
         from s3vault.sync.state import StateDB, default_state_path
         from s3vault.vault.factory import build_vault
 
-        vault = build_vault(config, keystore_factory=lambda: KeyStore(config.keyring.service))
-        if config.agent.bandwidth_limit:
-            from s3vault.remote.throttle import Throttle
-
-            vault.remote.throttle = Throttle(config.agent.bandwidth_limit)
+        vault = build_vault(
+            config,
+            keystore_factory=lambda: KeyStore(config.keyring.service),
+            bandwidth_limit=config.agent.bandwidth_limit,
+        )
         state = StateDB(default_state_path())
         try:
             engines: list[tuple[FolderSettings, Reconciler]] = [

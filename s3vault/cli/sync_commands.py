@@ -14,12 +14,12 @@ from s3vault.cli.output import console, emit_json, err_console, human_size, plur
 from s3vault.cli.progress import count_progress, sync_progress
 from s3vault.config.sync import FolderSettings, normalise_prefix, parse_rate
 from s3vault.errors import KeyMissingError, S3VaultError, UsageError
-from s3vault.remote.throttle import Throttle
 from s3vault.remote.url import parse_s3_url
 from s3vault.sync.engine import SyncEngine, SyncReport
 from s3vault.sync.restore import RestoreReport
 from s3vault.sync.restore import restore as restore_folder
 from s3vault.sync.state import FolderBusyError, StateDB, default_state_path
+from s3vault.vault.factory import build_vault
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -147,18 +147,18 @@ def sync(
     folder = _folder(
         app, local_dir, target, key_name, format_, envelope, instruction_suffix, delete
     )
-    if not dry_run and _handed_to_agent(folder.folder_id, force=force, as_json=as_json):
-        return 0
     rate = app.config.agent.bandwidth_limit
     if bwlimit is not None:
         try:
             rate = parse_rate(bwlimit)
         except ValueError as exc:
             raise UsageError(f"--bwlimit: {exc}") from None
-    if rate:
-        app.vault.remote.throttle = Throttle(rate)
+    if not dry_run and _handed_to_agent(folder.folder_id, force=force, as_json=as_json):
+        return 0
+    # A vault of its own, built with the limit (app.vault has none).
+    vault = build_vault(app.config, keystore_factory=lambda: app.keystore, bandwidth_limit=rate)
     with StateDB(default_state_path()) as state:
-        engine = SyncEngine(folder, app.vault, state, workers=app.config.agent.workers)
+        engine = SyncEngine(folder, vault, state, workers=app.config.agent.workers)
         with sync_progress(f"syncing {folder.path.name}") as update:
             report = engine.reconcile(force=force, dry_run=dry_run, progress=update)
     if as_json:

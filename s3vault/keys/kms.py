@@ -1,16 +1,19 @@
 """AWS KMS calls for envelope encryption, with botocore errors translated once, here.
 
 The boto3 client comes from a factory, called on first use, so that a command which
-never touches a KMS-wrapped object never builds one. Its endpoint and region come from
-the usual AWS sources (boto3 itself honours ``AWS_ENDPOINT_URL_KMS``).
+never touches a KMS-wrapped object never builds one. `boto3_kms_client` builds it from
+the vault's one AWS session (`remote/session.py`, handed in by `vault.factory`), so
+profile, credentials and region resolve as for S3; its endpoint is ``kms.endpoint_url``
+or the usual AWS sources (boto3 itself honours ``AWS_ENDPOINT_URL_KMS``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -26,6 +29,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from s3vault.config.model import KmsSettings
 from s3vault.errors import (
     AccessDeniedError,
     ConfigError,
@@ -56,6 +60,31 @@ _UNAVAILABLE = {
     "ServiceUnavailableException",
     "InternalFailure",
 }
+
+
+class AwsClients(Protocol):
+    """Where boto3 clients come from: the vault's `s3vault.remote.session.AwsSession`."""
+
+    @property
+    def region_name(self) -> str | None: ...
+
+    def client(self, service_name: str, **kwargs: Any) -> Any: ...
+
+
+def boto3_kms_client(session: AwsClients, settings: KmsSettings) -> Any:
+    """A boto3 KMS client of ``session``: its profile and credentials, the endpoint
+    ``kms.endpoint_url`` (else the usual AWS sources), the region ``kms.region``, else
+    the session's (``s3.region``, else the profile's or environment's), else us-east-1."""
+    region = settings.region or session.region_name
+    try:
+        return session.client(
+            "kms",
+            endpoint_url=settings.endpoint_url,
+            region_name=region or "us-east-1",
+            config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}),
+        )
+    except NoRegionError:
+        raise ConfigError("no AWS region set for KMS", hint="Set kms.region") from None
 
 
 class KmsClient:

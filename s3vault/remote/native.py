@@ -6,9 +6,10 @@ whatever the thread count. obstore signs and sends in Rust, so one Python thread
 with an asyncio loop keeps `in_flight` requests going at a fraction of that cost.
 
 This path only *writes whole small objects* (single PUT, bodies in memory); every
-other S3 operation, and large objects, stay on `S3Remote` (boto3). It is built from
-the same settings and the same boto3 session (profile, environment, config files)
-as `S3Remote`, and its failures become the same s3vault errors (`remote/errors.py`).
+other S3 operation, and large objects, stay on `S3Remote` (boto3). It is built over
+the same `AwsSession` as `S3Remote` (`remote/session.py`: one boto3 session, so the
+same profile, environment, config files and credentials), and its failures become
+the same s3vault errors (`remote/errors.py`).
 
     native = NativeS3.for_remote(remote)
     native.put_many(requests, on_done, in_flight=64)   # blocks until all are done
@@ -25,9 +26,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import obstore
-from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError
+from botocore.exceptions import ClientError, ConnectTimeoutError
 from botocore.exceptions import EndpointConnectionError as _Unreachable
 from obstore.auth.boto3 import Boto3CredentialProvider
 from obstore.exceptions import (
@@ -38,7 +38,6 @@ from obstore.exceptions import (
 )
 from obstore.store import S3Store
 
-from s3vault.config.model import S3Settings
 from s3vault.errors import (
     AccessDeniedError,
     ConfigError,
@@ -48,7 +47,8 @@ from s3vault.errors import (
     UsageError,
 )
 from s3vault.remote.errors import translate
-from s3vault.remote.s3 import Written, s3_url
+from s3vault.remote.objects import Written, quoted, s3_url
+from s3vault.remote.session import AwsSession
 from s3vault.remote.throttle import Throttle
 
 if TYPE_CHECKING:
@@ -128,27 +128,27 @@ def supports_key(key: str) -> bool:
 class NativeS3:
     """Whole-object PUTs through obstore; one store per bucket, built on first use.
 
-    ``endpoint_url`` and ``region`` are what boto3 resolved (see `for_remote`);
-    credentials come from a boto3 session of ``settings.profile``, so environment
-    variables, profiles, SSO and refreshable credentials all work as for boto3.
-    Thread-safe: each `put_many` call runs its own event loop in the calling thread.
-    ``throttle`` is the upload bandwidth limit shared with `S3Remote`.
+    Endpoint, region and credentials come from ``session``, the `AwsSession` the
+    boto3 path uses: the endpoint and region its S3 client resolved, the credentials
+    of its boto3 session, so environment variables, profiles, SSO and refreshable
+    credentials all work as for boto3. Thread-safe: each `put_many` call runs its
+    own event loop in the calling thread. ``throttle`` is the upload bandwidth
+    limit shared with `S3Remote`.
     """
 
     def __init__(
         self,
-        settings: S3Settings,
+        session: AwsSession,
         *,
-        endpoint_url: str,
-        region: str | None,
         connect_timeout: float = 10.0,
         timeout: float = 120.0,
         retries: int = 4,
         throttle: Throttle | None = None,
     ) -> None:
-        self.settings = settings
-        self.endpoint_url = endpoint_url
-        self.region = region or "us-east-1"
+        self.session = session
+        self.settings = session.settings
+        self.endpoint_url = session.s3_endpoint_url
+        self.region = session.s3_region or "us-east-1"
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.retries = retries
@@ -160,37 +160,26 @@ class NativeS3:
 
     @classmethod
     def for_remote(cls, remote: S3Remote) -> NativeS3:
-        """The native path to the same endpoint, region and credentials as ``remote``,
-        sharing its bandwidth limit."""
-        try:
-            meta = remote.client.meta
-        except BotoCoreError as exc:
-            raise translate(exc, "the S3 endpoint") from None
-        return cls(
-            remote.settings,
-            endpoint_url=meta.endpoint_url,
-            region=meta.region_name,
-            throttle=remote.throttle,
-        )
+        """The native path over ``remote``'s session (same endpoint, region and
+        credentials), sharing its bandwidth limit."""
+        return cls(remote.session, throttle=remote.throttle)
 
     # ---- stores --------------------------------------------------------------------
 
     def _session_credentials(self) -> Boto3CredentialProvider:
         if self._credentials is None:
-            try:
-                session = boto3.session.Session(
-                    profile_name=self.settings.profile, region_name=self.settings.region
-                )
-                self._credentials = Boto3CredentialProvider(session, ttl=timedelta(minutes=5))
-                bundle = session._session.get_config_variable("ca_bundle")
-            except BotoCoreError as exc:
-                raise translate(exc, "the AWS profile") from None
-            except ValueError:  # the session found no credentials at all
+            # Loaded once by the shared session: the provider below then reads them
+            # from its cache, and refreshes them when they are refreshable.
+            if self.session.credentials() is None:
                 raise AccessDeniedError(
                     "no AWS credentials found",
                     hint="Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile "
                     "(AWS_PROFILE or s3.profile in the config).",
-                ) from None
+                )
+            self._credentials = Boto3CredentialProvider(
+                self.session.boto3_session, ttl=timedelta(minutes=5)
+            )
+            bundle = self.session.ca_bundle
             if bundle and self.endpoint_url.startswith("https:"):
                 try:
                     with open(bundle, encoding="ascii", errors="replace") as pem:
@@ -378,7 +367,7 @@ class NativeS3:
         etag = result.get("e_tag")
         if not etag:
             raise UnreachableError(f"S3 stored {what} but answered without an ETag")
-        return Written(etag=_quoted(etag), version_id=result.get("version"))
+        return Written(etag=quoted(etag), version_id=result.get("version"))
 
 
 # ---- errors -----------------------------------------------------------------------
@@ -435,7 +424,3 @@ def _summary(exc: BaseException) -> str:
 def _endpoint_of(text: str) -> str | None:
     found = re.search(r"Error performing \w+ (\S+)", text)
     return found.group(1) if found else None
-
-
-def _quoted(etag: str) -> str:
-    return etag if etag.startswith('"') else f'"{etag}"'
