@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from s3vault.errors import NotFoundError
-from s3vault.remote.s3 import ObjectHead, ObjectSummary, S3Remote
+from s3vault.remote.objects import ObjectHead, ObjectSummary
+from s3vault.remote.s3 import S3Remote
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.results import PrefixEntry
 

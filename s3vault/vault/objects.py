@@ -10,7 +10,7 @@ from typing import Any
 from s3vault.crypto.constants import CEK_CBC, CEK_GCM, SUITE_V3
 from s3vault.crypto.content import plaintext_length
 from s3vault.crypto.envelope import Envelope
-from s3vault.remote.s3 import ObjectHead
+from s3vault.remote.objects import ObjectHead
 
 KEY_NAME_FIELD = "s3vault-key"
 """The material-description entry in which s3vault names the master key of an object."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from s3vault.remote.s3 import s3_url
+from s3vault.remote.objects import s3_url
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import Any
 
 from s3vault.errors import S3VaultError
 from s3vault.remote.native import IN_FLIGHT, NativeS3, PutOutcome, PutRequest, supports_key
-from s3vault.remote.s3 import S3Remote, Written
+from s3vault.remote.objects import Written
+from s3vault.remote.s3 import S3Remote
 from s3vault.vault.results import SealedObject
 
 

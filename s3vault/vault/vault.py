@@ -46,7 +46,8 @@ from s3vault.errors import (
     UsageError,
 )
 from s3vault.keys.provider import DESCRIPTION_KEY, EncryptionMaterials, KeyProvider
-from s3vault.remote.s3 import ObjectHead, ObjectSummary, Progress, S3Remote, Written, s3_url
+from s3vault.remote.objects import ObjectHead, ObjectSummary, Progress, Written, s3_url
+from s3vault.remote.s3 import S3Remote
 from s3vault.vault.listing import list_with_envelopes
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.results import GetResult, PrefixEntry, PutResult, SealedObject
