@@ -18,7 +18,6 @@ Nothing here prints: the CLI (and later the GUI) render the `RotationReport`.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hmac
 import threading
@@ -33,25 +32,9 @@ from typing import Any, TypeVar
 from s3vault.crypto.constants import (
     CEK_CBC,
     CEK_GCM,
-    COMMITMENT_BYTES,
     GCM_MAX_PLAINTEXT,
     GCM_TAG_BITS,
-    MESSAGE_ID_BYTES,
-    META_CEK_ALG,
-    META_COMMITMENT_V3,
-    META_CONTENT_CIPHER_V3,
-    META_CONTEXT_V3,
-    META_IV,
-    META_KEY_V1,
-    META_KEY_V2,
-    META_KEY_V3,
-    META_MATDESC,
-    META_MATDESC_V3,
-    META_MESSAGE_ID_V3,
-    META_TAG_LEN,
     META_UNENCRYPTED_LENGTH,
-    META_WRAP_ALG,
-    META_WRAP_V3,
     SUITE_V3,
     WRAP_AES_GCM,
     WRAP_RSA_OAEP_SHA1,
@@ -64,6 +47,7 @@ from s3vault.crypto.content import (
     start_decryption,
     start_encryption,
 )
+from s3vault.crypto.edit import data_key_envelope, replace_data_key, user_entries
 from s3vault.crypto.envelope import (
     Envelope,
     Location,
@@ -95,33 +79,6 @@ from s3vault.vault.vault import Vault, envelope_not_found
 
 DEFAULT_WORKERS = 8
 
-# The part of an envelope that holds the wrapped data key: what a re-wrap replaces.
-# Everything else (IV, content cipher, V3 message id and commitment) stays as it was.
-_DATA_KEY_PART = {
-    Version.V2: (META_KEY_V2, META_WRAP_ALG, META_MATDESC),
-    Version.V3: (META_KEY_V3, META_WRAP_V3, META_MATDESC_V3, META_CONTEXT_V3),
-}
-# Every envelope entry: what a re-encryption drops from the old metadata before
-# writing the new envelope (the user's own entries are kept).
-_ENVELOPE_KEYS = frozenset(
-    {
-        META_KEY_V1,
-        META_KEY_V2,
-        META_KEY_V3,
-        META_IV,
-        META_MATDESC,
-        META_WRAP_ALG,
-        META_CEK_ALG,
-        META_TAG_LEN,
-        META_CONTENT_CIPHER_V3,
-        META_WRAP_V3,
-        META_MATDESC_V3,
-        META_CONTEXT_V3,
-        META_COMMITMENT_V3,
-        META_MESSAGE_ID_V3,
-        META_UNENCRYPTED_LENGTH,
-    }
-)
 _AUTHENTICATED_RAW_WRAPS = (WRAP_AES_GCM, WRAP_RSA_OAEP_SHA1)
 
 
@@ -628,14 +585,13 @@ class Rotator:
         return self._rotated(snap, Action.REWRAP, opened, new_env, written, verified)
 
     def _write_rewrapped(self, snap: _Snapshot, env: Envelope, new_env: Envelope) -> Written:
-        part = _data_key_part(new_env)
         if env.location is Location.METADATA:
-            metadata = _replace_part(snap.stored.head.metadata, part, env.version)
+            metadata = replace_data_key(snap.stored.head.metadata, new_env)
             check_metadata_size(metadata)
             with _conflict_as(snap.url):
                 return self.remote.copy_replace_metadata(snap.stored, metadata, if_match=snap.etag)
         assert snap.instruction is not None and snap.instruction_fields is not None
-        fields = _replace_part(snap.instruction_fields, part, env.version)
+        fields = replace_data_key(snap.instruction_fields, new_env)
         # A new instruction file must never be paired with other object content.
         self._check_unchanged(snap)
         return self._put_instruction(snap, instruction_file_body(fields))
@@ -710,7 +666,7 @@ class Rotator:
             commitment=encryptor.commitment,
             tag_length=GCM_TAG_BITS,
         )
-        user_metadata = {k: v for k, v in head.metadata.items() if k not in _ENVELOPE_KEYS}
+        user_metadata = user_entries(head.metadata)
         user_metadata[META_UNENCRYPTED_LENGTH] = str(size)
         # Written with the whole envelope in metadata first, also for an instruction-file
         # object: then every step leaves a readable object (see _move_to_instruction_file).
@@ -853,7 +809,7 @@ class Rotator:
         try:
             if self._vault.is_instruction_key(version.key):
                 body, _ = self.remote.get_small(bucket, version.key, version_id=version.version_id)
-                env = _data_key_envelope(parse_instruction_file(body))
+                env = data_key_envelope(parse_instruction_file(body))
             else:
                 stored = self.remote.head_stored(bucket, version.key, version_id=version.version_id)
                 if needs_instruction_file(stored.head.metadata):
@@ -935,36 +891,6 @@ class Rotator:
 # ---- pure helpers ----------------------------------------------------------------------
 
 
-def _data_key_part(env: Envelope) -> dict[str, str]:
-    """The rendered data-key entries of a V2 or V3 envelope."""
-    full, _ = render_envelope(dataclasses.replace(env, location=Location.METADATA))
-    return {k: v for k, v in full.items() if k in _DATA_KEY_PART[env.version]}
-
-
-def _replace_part(
-    fields: Mapping[str, str], part: Mapping[str, str], version: Version
-) -> dict[str, str]:
-    """``fields`` with the data-key part swapped; every other entry kept verbatim."""
-    kept = {k: v for k, v in fields.items() if k not in _DATA_KEY_PART[version]}
-    return {**kept, **part}
-
-
-def _data_key_envelope(instruction: Mapping[str, str]) -> Envelope:
-    """The envelope of an instruction file on its own, to tell which key wraps its data key.
-
-    A V3 file lacks the message id and commitment (they live in the object's metadata);
-    placeholders stand in for them, as no wrap depends on them.
-    """
-    stub: dict[str, str] = {}
-    if META_KEY_V3 in instruction:
-        stub = {
-            META_CONTENT_CIPHER_V3: SUITE_V3,
-            META_MESSAGE_ID_V3: base64.b64encode(bytes(MESSAGE_ID_BYTES)).decode(),
-            META_COMMITMENT_V3: base64.b64encode(bytes(COMMITMENT_BYTES)).decode(),
-        }
-    return parse_envelope(stub, instruction)
-
-
 def _check_size(metadata: Mapping[str, str], location: Location) -> None:
     try:
         check_metadata_size(metadata)
@@ -994,14 +920,10 @@ def _check_same_content(before: _Snapshot, after: _Snapshot, old: Envelope, new:
         and new.message_id == old.message_id
         and new.commitment == old.commitment
         and new.content_cipher == old.content_cipher
-        and _user_entries(after.stored.head.metadata) == _user_entries(before.stored.head.metadata)
+        and user_entries(after.stored.head.metadata) == user_entries(before.stored.head.metadata)
     )
     if not same:
         raise IntegrityError(f"re-wrapping {before.url} changed more than its data-key entries")
-
-
-def _user_entries(metadata: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in metadata.items() if k not in _ENVELOPE_KEYS}
 
 
 def _changed(url: str) -> ConflictError:
