@@ -27,6 +27,9 @@ LEGACY_WRAPS: Final = frozenset({WRAP_KMS_LEGACY, WRAP_AES_KEYWRAP, WRAP_RSA_OAE
 
 V2_WRAPS: Final = frozenset({WRAP_AES_GCM, WRAP_RSA_OAEP_SHA1, WRAP_KMS_CONTEXT}) | LEGACY_WRAPS
 KMS_WRAPS: Final = frozenset({WRAP_KMS_CONTEXT, WRAP_KMS_LEGACY})
+# Raw-key wraps whose unwrap authenticates (a wrong key fails, it yields no garbage):
+# only these may be tried with keys the envelope does not name.
+AUTHENTICATED_RAW_WRAPS: Final = frozenset({WRAP_AES_GCM, WRAP_RSA_OAEP_SHA1})
 
 # x-amz-w code -> canonical (V2) wrap name. V3 knows no legacy wrap.
 V3_WRAP_CODES: Final = {"02": WRAP_AES_GCM, "12": WRAP_KMS_CONTEXT, "22": WRAP_RSA_OAEP_SHA1}

@@ -30,14 +30,13 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from s3vault.crypto.constants import (
+    AUTHENTICATED_RAW_WRAPS,
     CEK_CBC,
     CEK_GCM,
     GCM_MAX_PLAINTEXT,
     GCM_TAG_BITS,
     META_UNENCRYPTED_LENGTH,
     SUITE_V3,
-    WRAP_AES_GCM,
-    WRAP_RSA_OAEP_SHA1,
 )
 from s3vault.crypto.content import (
     ContentDecryptor,
@@ -61,7 +60,6 @@ from s3vault.crypto.envelope import (
     render_envelope,
 )
 from s3vault.crypto.kdf import derive_v3_keys
-from s3vault.crypto.wrap import user_context
 from s3vault.errors import (
     ConflictError,
     IntegrityError,
@@ -72,14 +70,12 @@ from s3vault.errors import (
     S3VaultError,
     UsageError,
 )
-from s3vault.keys.material import KmsKey, MasterKey, validate_name
-from s3vault.keys.provider import DESCRIPTION_KEY, KeyProvider
+from s3vault.keys.material import MasterKey
+from s3vault.keys.provider import DESCRIPTION_KEY, KeyProvider, ResolvedKey
 from s3vault.remote.s3 import ObjectSummary, ObjectVersion, S3Remote, StoredObject, Written, s3_url
 from s3vault.vault.vault import Vault, envelope_not_found
 
 DEFAULT_WORKERS = 8
-
-_AUTHENTICATED_RAW_WRAPS = (WRAP_AES_GCM, WRAP_RSA_OAEP_SHA1)
 
 
 class Action(StrEnum):
@@ -259,19 +255,6 @@ def _by_key(outcome: Outcome) -> str:
 
 
 @dataclass(frozen=True)
-class _KeyRef:
-    """A master key as rotation compares them: raw keys by name, KMS keys by ARN."""
-
-    name: str
-    key: MasterKey
-    arn: str | None = None
-
-    @property
-    def is_kms(self) -> bool:
-        return isinstance(self.key, KmsKey)
-
-
-@dataclass(frozen=True)
 class _Snapshot:
     """An object as read before rotating it: what every write is conditional on."""
 
@@ -323,9 +306,12 @@ class Rotator:
         self._default_version = Version(vault.defaults.format)
         self._lock = threading.Lock()
         self._raw_keys: dict[str, MasterKey | None] = {}
-        self.target = self._resolve(options.to_key)
-        self.source = self._resolve(options.from_key) if options.from_key else None
-        self._in_place = self.source is not None and self._same(self.source, self.target)
+        self.target = self.keys.resolve_key(options.to_key)
+        self.source = self.keys.resolve_key(options.from_key) if options.from_key else None
+        for resolved in (self.target, self.source):
+            if resolved is not None and not resolved.is_kms:
+                self._raw_keys[resolved.key.name] = resolved.key
+        self._in_place = self.source is not None and self.source.same_key_as(self.target)
         if self._in_place and not options.reencrypt:
             raise UsageError(
                 f"--from-key and --to-key both name '{options.to_key}': nothing to re-wrap",
@@ -491,7 +477,7 @@ class Rotator:
             )
         if env.is_kms:
             return self._open_kms(env)
-        if env.wrap_algorithm in _AUTHENTICATED_RAW_WRAPS:
+        if env.wrap_algorithm in AUTHENTICATED_RAW_WRAPS:
             return self._open_raw(env)
         return self._open_legacy_raw(env)
 
@@ -750,7 +736,7 @@ class Rotator:
             )
         if env.location is not expected.location:
             raise IntegrityError(f"the envelope of {before.url} is not where it was written")
-        opened_now = self._unwrap_with_target(env)
+        opened_now = self.keys.open_with(self.target, env)
         if opened_now is None or not hmac.compare_digest(opened_now, data_key):
             raise IntegrityError(f"the new envelope of {before.url} does not open with the new key")
         old = opened.raw_key
@@ -764,14 +750,6 @@ class Rotator:
             return False
         self._authenticate_body(after, env, data_key)
         return True
-
-    def _unwrap_with_target(self, env: Envelope) -> bytes | None:
-        if self.target.is_kms:
-            if not env.is_kms:
-                return None
-            data_key, arn = self.keys.decrypt_kms_data_key(env)
-            return data_key if arn == self.target.arn else None
-        return self.keys.unwrap_with(self.target.key, env)
 
     def _authenticate_body(self, snap: _Snapshot, env: Envelope, data_key: bytes) -> None:
         decryptor = start_decryption(env, data_key)
@@ -821,51 +799,27 @@ class Rotator:
         except S3VaultError:
             return True
 
-    def _wrapped_by(self, env: Envelope, ref: _KeyRef) -> bool:
-        if ref.is_kms:
-            return env.is_kms and self.keys.decrypt_kms_data_key(env)[1] == ref.arn
-        if env.is_kms:
-            return False
-        if env.wrap_algorithm not in _AUTHENTICATED_RAW_WRAPS:
+    def _wrapped_by(self, env: Envelope, ref: ResolvedKey) -> bool:
+        if not ref.is_kms and not env.is_kms and env.wrap_algorithm not in AUTHENTICATED_RAW_WRAPS:
             # An unauthenticated legacy wrap cannot be tested; its description is a
             # good enough guess for a count.
             return env.description.get(DESCRIPTION_KEY) == ref.name
-        return self.keys.unwrap_with(ref.key, env) is not None
+        return self.keys.open_with(ref, env) is not None
 
     # ---- helpers ---------------------------------------------------------------------
-
-    def _resolve(self, name: str) -> _KeyRef:
-        key = self.keys.named_key(name)
-        if isinstance(key, KmsKey):
-            return _KeyRef(name, key, self.keys.kms.key_arn(key.key_id))
-        self._raw_keys[key.name] = key
-        return _KeyRef(name, key)
-
-    @staticmethod
-    def _same(a: _KeyRef, b: _KeyRef) -> bool:
-        if a.is_kms or b.is_kms:
-            return a.arn == b.arn
-        return a.key.name == b.key.name
 
     def _raw_key(self, name: str) -> MasterKey | None:
         """A raw key of the keyring by name, read once per run (None if there is none)."""
         with self._lock:
             if name not in self._raw_keys:
-                key: MasterKey | None
-                try:
-                    key = self.keys.store.get(validate_name(name))
-                except (KeyMissingError, UsageError):
-                    key = None
-                self._raw_keys[name] = None if isinstance(key, KmsKey) else key
+                self._raw_keys[name] = self.keys.raw_key(name)
             return self._raw_keys[name]
 
     def _context_for(self, env: Envelope) -> dict[str, str]:
         """The context the new wrap carries: --context, else the object's own entries."""
         if self.options.context is not None:
             return dict(self.options.context)
-        if env.is_kms:
-            return user_context(env.description)
-        return {k: v for k, v in env.description.items() if k != DESCRIPTION_KEY}
+        return self.keys.context_of(env)
 
     def _rotated(
         self,
