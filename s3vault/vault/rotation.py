@@ -32,11 +32,8 @@ from typing import Any, TypeVar
 from s3vault.crypto.constants import (
     AUTHENTICATED_RAW_WRAPS,
     CEK_CBC,
-    CEK_GCM,
     GCM_MAX_PLAINTEXT,
-    GCM_TAG_BITS,
     META_UNENCRYPTED_LENGTH,
-    SUITE_V3,
 )
 from s3vault.crypto.content import (
     ContentDecryptor,
@@ -44,7 +41,6 @@ from s3vault.crypto.content import (
     ciphertext_length,
     plaintext_length,
     start_decryption,
-    start_encryption,
 )
 from s3vault.crypto.edit import data_key_envelope, replace_data_key, user_entries
 from s3vault.crypto.envelope import (
@@ -52,7 +48,6 @@ from s3vault.crypto.envelope import (
     Location,
     Version,
     check_metadata_size,
-    expects_instruction_file,
     instruction_file_body,
     needs_instruction_file,
     parse_envelope,
@@ -65,7 +60,6 @@ from s3vault.errors import (
     IntegrityError,
     KeyMissingError,
     LegacyFormatError,
-    NotFoundError,
     RefusedError,
     S3VaultError,
     UsageError,
@@ -73,7 +67,7 @@ from s3vault.errors import (
 from s3vault.keys.material import MasterKey
 from s3vault.keys.provider import DESCRIPTION_KEY, KeyProvider, ResolvedKey
 from s3vault.remote.s3 import ObjectSummary, ObjectVersion, S3Remote, StoredObject, Written, s3_url
-from s3vault.vault.vault import Vault, envelope_not_found
+from s3vault.vault.vault import InstructionFile, Vault, content_cipher_for, new_envelope
 
 DEFAULT_WORKERS = 8
 
@@ -260,9 +254,7 @@ class _Snapshot:
 
     stored: StoredObject
     envelope: Envelope | None
-    instruction: StoredObject | None = None
-    instruction_fields: dict[str, str] | None = None
-    instruction_body: bytes | None = None
+    instruction: InstructionFile | None = None
 
     @property
     def bucket(self) -> str:
@@ -452,18 +444,7 @@ class Rotator:
 
     def _read(self, bucket: str, key: str) -> _Snapshot:
         stored = self.remote.head_stored(bucket, key)
-        metadata = stored.head.metadata
-        if not needs_instruction_file(metadata):
-            return _Snapshot(stored, parse_envelope(metadata))
-        where = self._vault.instruction_key(key)
-        try:
-            body, instruction = self.remote.get_small(bucket, where)
-        except NotFoundError:
-            if expects_instruction_file(metadata):
-                raise envelope_not_found(bucket, key, where) from None
-            return _Snapshot(stored, None)
-        fields = parse_instruction_file(body)
-        return _Snapshot(stored, parse_envelope(metadata, fields), instruction, fields, body)
+        return _Snapshot(stored, *self._vault.read_envelope_and_file(stored.head))
 
     # ---- which key opens it ----------------------------------------------------------
 
@@ -576,8 +557,8 @@ class Rotator:
             check_metadata_size(metadata)
             with _conflict_as(snap.url):
                 return self.remote.copy_replace_metadata(snap.stored, metadata, if_match=snap.etag)
-        assert snap.instruction is not None and snap.instruction_fields is not None
-        fields = replace_data_key(snap.instruction_fields, new_env)
+        assert snap.instruction is not None
+        fields = replace_data_key(snap.instruction.fields, new_env)
         # A new instruction file must never be paired with other object content.
         self._check_unchanged(snap)
         return self._put_instruction(snap, instruction_file_body(fields))
@@ -589,9 +570,9 @@ class Rotator:
                 snap.bucket,
                 self._vault.instruction_key(snap.key),
                 body,
-                snap.instruction.head.metadata,
-                if_match=snap.instruction.head.etag,
-                headers=snap.instruction.headers,
+                snap.instruction.stored.head.metadata,
+                if_match=snap.instruction.stored.head.etag,
+                headers=snap.instruction.stored.headers,
             )
 
     def _put_back(self, snap: _Snapshot, written: Written, failure: S3VaultError) -> S3VaultError:
@@ -604,14 +585,13 @@ class Rotator:
                     current, dict(snap.stored.head.metadata), if_match=written.etag
                 )
             else:
-                assert snap.instruction_body is not None
                 self.remote.put_bytes_if_match(
                     snap.bucket,
                     self._vault.instruction_key(snap.key),
-                    snap.instruction_body,
-                    snap.instruction.head.metadata,
+                    snap.instruction.body,
+                    snap.instruction.stored.head.metadata,
                     if_match=written.etag,
-                    headers=snap.instruction.headers,
+                    headers=snap.instruction.stored.headers,
                 )
         except S3VaultError as exc:
             return type(failure)(
@@ -637,21 +617,9 @@ class Rotator:
                 hint="Download it with `s3vault get --allow-legacy` and upload it again.",
             )
         version = self._target_version(env)
-        cipher = SUITE_V3 if version is Version.V3 else CEK_GCM
+        cipher = content_cipher_for(version)
         materials = self.keys.new_materials(self.target.key, cipher, context=self._context_for(env))
-        encryptor = start_encryption(version, materials.data_key)
-        new_env = Envelope(
-            version=version,
-            location=env.location,
-            content_cipher=cipher,
-            wrap_algorithm=materials.wrap_algorithm,
-            encrypted_data_key=materials.encrypted_data_key,
-            description=dict(materials.description),
-            iv=encryptor.iv,
-            message_id=encryptor.message_id,
-            commitment=encryptor.commitment,
-            tag_length=GCM_TAG_BITS,
-        )
+        new_env, encryptor = new_envelope(version, env.location, materials)
         user_metadata = user_entries(head.metadata)
         user_metadata[META_UNENCRYPTED_LENGTH] = str(size)
         # Written with the whole envelope in metadata first, also for an instruction-file

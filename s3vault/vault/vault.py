@@ -50,7 +50,15 @@ from s3vault.errors import (
     local_error,
 )
 from s3vault.keys.provider import EncryptionMaterials, KeyProvider
-from s3vault.remote.s3 import ObjectHead, ObjectSummary, Progress, S3Remote, Written, s3_url
+from s3vault.remote.s3 import (
+    ObjectHead,
+    ObjectSummary,
+    Progress,
+    S3Remote,
+    StoredObject,
+    Written,
+    s3_url,
+)
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.streams import EncryptingReader, decrypt_to_file, decrypt_to_stream
 
@@ -121,8 +129,43 @@ class PrefixEntry:
     prefix: str
 
 
-def _content_cipher(version: Version) -> str:
+@dataclass(frozen=True)
+class InstructionFile:
+    """An object's instruction file as read: what rewriting it conditionally needs."""
+
+    stored: StoredObject  # its ETag and metadata, and the headers a rewrite keeps
+    body: bytes
+    fields: dict[str, str]
+
+
+def content_cipher_for(version: Version) -> str:
+    """The content cipher s3vault writes in a ``version`` envelope (V1 it never writes)."""
     return SUITE_V3 if version is Version.V3 else CEK_GCM
+
+
+def new_envelope(
+    version: Version, location: Location, materials: EncryptionMaterials
+) -> tuple[Envelope, ContentEncryptor]:
+    """The envelope of new content under ``materials``' data key, and its encryptor.
+
+    ``materials`` must be for `content_cipher_for(version)`. A fresh IV (V2) or
+    message id and commitment (V3) each time: put, seal and rotation's re-encryption
+    all start new content here, so they write the same envelope.
+    """
+    encryptor = start_encryption(version, materials.data_key)
+    envelope = Envelope(
+        version=version,
+        location=location,
+        content_cipher=content_cipher_for(version),
+        wrap_algorithm=materials.wrap_algorithm,
+        encrypted_data_key=materials.encrypted_data_key,
+        description=dict(materials.description),
+        iv=encryptor.iv,
+        message_id=encryptor.message_id,
+        commitment=encryptor.commitment,
+        tag_length=GCM_TAG_BYTES * 8,
+    )
+    return envelope, encryptor
 
 
 class Vault:
@@ -285,23 +328,11 @@ class Vault:
         extra_metadata: Mapping[str, str] | None,
     ) -> _NewObject:
         """A fresh data key, its cipher and the envelope of an object of ``size`` bytes."""
-        content_cipher = _content_cipher(version)
+        content_cipher = content_cipher_for(version)
         materials = self.keys.encryption_materials(
             content_cipher, key_name=key_name or self.defaults.key, context=context or {}
         )
-        encryptor = start_encryption(version, materials.data_key)
-        envelope = Envelope(
-            version=version,
-            location=location,
-            content_cipher=content_cipher,
-            wrap_algorithm=materials.wrap_algorithm,
-            encrypted_data_key=materials.encrypted_data_key,
-            description=dict(materials.description),
-            iv=encryptor.iv,
-            message_id=encryptor.message_id,
-            commitment=encryptor.commitment,
-            tag_length=GCM_TAG_BYTES * 8,
-        )
+        envelope, encryptor = new_envelope(version, location, materials)
         metadata, instruction = render_envelope(envelope)
         metadata[UNENCRYPTED_LENGTH] = str(size)
         _add_extra_metadata(metadata, extra_metadata)
@@ -378,17 +409,26 @@ class Vault:
 
         None when the object carries no envelope at all (a plain object).
         """
-        instruction: dict[str, str] | None = None
-        if needs_instruction_file(head.metadata):
-            where = self.instruction_key(head.key)
-            try:
-                body = self.remote.get_bytes(head.bucket, where)
-            except NotFoundError:
-                if expects_instruction_file(head.metadata):
-                    raise envelope_not_found(head.bucket, head.key, where) from None
-                return None
-            instruction = parse_instruction_file(body)
-        return parse_envelope(head.metadata, instruction)
+        return self.read_envelope_and_file(head)[0]
+
+    def read_envelope_and_file(
+        self, head: ObjectHead
+    ) -> tuple[Envelope | None, InstructionFile | None]:
+        """`read_envelope`, and the instruction file it came from (None if not from one).
+
+        For rewriting that file conditionally on what was read (key rotation).
+        """
+        if not needs_instruction_file(head.metadata):
+            return parse_envelope(head.metadata), None
+        where = self.instruction_key(head.key)
+        try:
+            body, stored = self.remote.get_small(head.bucket, where)
+        except NotFoundError:
+            if expects_instruction_file(head.metadata):
+                raise envelope_not_found(head.bucket, head.key, where) from None
+            return None, None
+        fields = parse_instruction_file(body)
+        return parse_envelope(head.metadata, fields), InstructionFile(stored, body, fields)
 
     def inspect(self, bucket: str, key: str) -> ObjectInfo:
         head = self.remote.head(bucket, key)
