@@ -19,13 +19,12 @@ from typing import BinaryIO
 
 from s3vault.config.model import DefaultsSettings
 from s3vault.config.suffix import check_instruction_suffix
-from s3vault.crypto.constants import CEK_GCM, GCM_MAX_PLAINTEXT, GCM_TAG_BYTES, SUITE_V3
+from s3vault.crypto.constants import GCM_MAX_PLAINTEXT, GCM_TAG_BYTES
 from s3vault.crypto.content import (
     ContentDecryptor,
     ContentEncryptor,
     ciphertext_length,
     start_decryption,
-    start_encryption,
 )
 from s3vault.crypto.envelope import (
     Envelope,
@@ -50,15 +49,8 @@ from s3vault.errors import (
     local_error,
 )
 from s3vault.keys.provider import EncryptionMaterials, KeyProvider
-from s3vault.remote.s3 import (
-    ObjectHead,
-    ObjectSummary,
-    Progress,
-    S3Remote,
-    StoredObject,
-    Written,
-    s3_url,
-)
+from s3vault.remote.s3 import ObjectHead, ObjectSummary, Progress, S3Remote, Written, s3_url
+from s3vault.vault.envelopes import InstructionFile, content_cipher_for, new_envelope
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.streams import EncryptingReader, decrypt_to_file, decrypt_to_stream
 
@@ -127,45 +119,6 @@ class PrefixEntry:
 
     bucket: str
     prefix: str
-
-
-@dataclass(frozen=True)
-class InstructionFile:
-    """An object's instruction file as read: what rewriting it conditionally needs."""
-
-    stored: StoredObject  # its ETag and metadata, and the headers a rewrite keeps
-    body: bytes
-    fields: dict[str, str]
-
-
-def content_cipher_for(version: Version) -> str:
-    """The content cipher s3vault writes in a ``version`` envelope (V1 it never writes)."""
-    return SUITE_V3 if version is Version.V3 else CEK_GCM
-
-
-def new_envelope(
-    version: Version, location: Location, materials: EncryptionMaterials
-) -> tuple[Envelope, ContentEncryptor]:
-    """The envelope of new content under ``materials``' data key, and its encryptor.
-
-    ``materials`` must be for `content_cipher_for(version)`. A fresh IV (V2) or
-    message id and commitment (V3) each time: put, seal and rotation's re-encryption
-    all start new content here, so they write the same envelope.
-    """
-    encryptor = start_encryption(version, materials.data_key)
-    envelope = Envelope(
-        version=version,
-        location=location,
-        content_cipher=content_cipher_for(version),
-        wrap_algorithm=materials.wrap_algorithm,
-        encrypted_data_key=materials.encrypted_data_key,
-        description=dict(materials.description),
-        iv=encryptor.iv,
-        message_id=encryptor.message_id,
-        commitment=encryptor.commitment,
-        tag_length=GCM_TAG_BYTES * 8,
-    )
-    return envelope, encryptor
 
 
 class Vault:

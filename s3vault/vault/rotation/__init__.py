@@ -27,8 +27,8 @@ The modules, each one step:
 - `versions`: non-current versions that still hold an old wrap.
 
 Reading envelopes and building new ones is the vault's (`Vault.read_envelope_and_file`,
-`vault.new_envelope`), editing them the format's (`crypto.edit`), finding keys the key
-provider's (`KeyProvider.resolve_key`, `raw_key`, `open_with`).
+`vault.envelopes.new_envelope`), editing them the format's (`crypto.edit`), finding keys
+the key provider's (`KeyProvider.resolve_key`, `raw_key`, `open_with`).
 """
 
 from s3vault.vault.rotation.report import (

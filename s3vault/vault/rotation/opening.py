@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from s3vault.crypto.constants import AUTHENTICATED_RAW_WRAPS
 from s3vault.crypto.envelope import Envelope
 from s3vault.errors import KeyMissingError, LegacyFormatError
-from s3vault.keys.material import MasterKey
-from s3vault.keys.provider import DESCRIPTION_KEY, KeyProvider, ResolvedKey
+from s3vault.keys.material import MasterKey, ResolvedKey
+from s3vault.keys.provider import DESCRIPTION_KEY, KeyProvider
 
 
 @dataclass(frozen=True)

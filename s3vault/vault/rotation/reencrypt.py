@@ -27,8 +27,9 @@ from s3vault.crypto.envelope import (
     render_envelope,
 )
 from s3vault.errors import RefusedError
-from s3vault.keys.provider import ResolvedKey
+from s3vault.keys.material import ResolvedKey
 from s3vault.remote.s3 import Written
+from s3vault.vault.envelopes import content_cipher_for, new_envelope
 from s3vault.vault.rotation.opening import Opened
 from s3vault.vault.rotation.reader import ReencryptingReader
 from s3vault.vault.rotation.snapshot import (
@@ -38,7 +39,7 @@ from s3vault.vault.rotation.snapshot import (
     write_instruction_file,
 )
 from s3vault.vault.rotation.verify import Verifier
-from s3vault.vault.vault import Vault, content_cipher_for, new_envelope
+from s3vault.vault.vault import Vault
 
 
 class Reencryptor:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from s3vault.crypto.edit import replace_data_key
 from s3vault.crypto.envelope import Envelope, Location, check_metadata_size, instruction_file_body
 from s3vault.errors import ConflictError, S3VaultError
-from s3vault.keys.provider import ResolvedKey
+from s3vault.keys.material import ResolvedKey
 from s3vault.remote.s3 import Written
 from s3vault.vault.rotation.opening import Opened
 from s3vault.vault.rotation.snapshot import (

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from s3vault.crypto.envelope import Envelope
 from s3vault.errors import ConflictError
 from s3vault.remote.s3 import StoredObject, Written, s3_url
-from s3vault.vault.vault import InstructionFile, Vault
+from s3vault.vault.envelopes import InstructionFile
+from s3vault.vault.vault import Vault
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from s3vault.crypto.edit import user_entries
 from s3vault.crypto.envelope import Envelope, Version
 from s3vault.crypto.kdf import derive_v3_keys
 from s3vault.errors import ConflictError, IntegrityError
-from s3vault.keys.provider import ResolvedKey
+from s3vault.keys.material import ResolvedKey
 from s3vault.vault.rotation.opening import Opened
 from s3vault.vault.rotation.snapshot import Snapshot, read_snapshot
 from s3vault.vault.vault import Vault

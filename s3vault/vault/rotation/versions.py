@@ -18,7 +18,8 @@ from s3vault.crypto.envelope import (
     parse_instruction_file,
 )
 from s3vault.errors import S3VaultError
-from s3vault.keys.provider import DESCRIPTION_KEY, ResolvedKey
+from s3vault.keys.material import ResolvedKey
+from s3vault.keys.provider import DESCRIPTION_KEY
 from s3vault.remote.s3 import ObjectVersion
 from s3vault.vault.rotation.pool import run_bounded
 from s3vault.vault.vault import Vault
