@@ -442,6 +442,90 @@ def test_kms_client_wrapper_round_trip(kms_client: Any, kms_key_id: str) -> None
     assert base64.b64encode(data_key).decode() not in repr(kms)
 
 
+# ---- the lookups key rotation uses ------------------------------------------------------
+
+
+def test_raw_key_is_a_stored_raw_key_or_none(
+    provider: KeyProvider, store: KeyStore, kms_key_id: str
+) -> None:
+    key = AesKey("laptop", os.urandom(32))
+    store.put(key)
+    store.put(KmsKey("prod", kms_key_id))
+    assert provider.raw_key("laptop") == key
+    # Names from a description are whatever the writer chose: no match, no error.
+    for name in ("prod", "missing", "../../etc", "", 42, None):
+        assert provider.raw_key(name) is None
+
+
+def test_resolve_key_tells_kms_keys_apart_by_arn(
+    provider: KeyProvider, store: KeyStore, kms_client: Any, kms_key_id: str
+) -> None:
+    arn = kms_client.describe_key(KeyId=kms_key_id)["KeyMetadata"]["Arn"]
+    alias = f"alias/rotation-{os.urandom(4).hex()}"
+    kms_client.create_alias(AliasName=alias, TargetKeyId=kms_key_id)
+    other = kms_client.create_key()["KeyMetadata"]["KeyId"]
+    store.put(KmsKey("prod", kms_key_id))
+    store.put(AesKey("a", os.urandom(32)))
+    store.put(AesKey("b", os.urandom(32)))
+
+    names = ("prod", f"kms:{kms_key_id}", f"kms:{alias}", f"kms:{arn}")
+    resolved = [provider.resolve_key(name) for name in names]
+    assert [r.name for r in resolved] == list(names)
+    assert all(r.is_kms and r.arn == arn for r in resolved)
+    assert all(r.same_key_as(resolved[0]) for r in resolved)
+    assert not provider.resolve_key(f"kms:{other}").same_key_as(resolved[0])
+
+    a = provider.resolve_key("a")
+    assert not a.is_kms and a.arn is None and a.key == store.get("a")
+    assert a.same_key_as(provider.resolve_key("a"))
+    assert not a.same_key_as(provider.resolve_key("b"))
+    assert not a.same_key_as(resolved[0]) and not resolved[0].same_key_as(a)
+    with pytest.raises(KeyMissingError):
+        provider.resolve_key("missing")
+
+
+def test_open_with_opens_only_with_exactly_that_key(
+    provider: KeyProvider, store: KeyStore, kms_client: Any, kms_key_id: str, rsa_key: RsaKey
+) -> None:
+    store.put(AesKey("a", os.urandom(32)))
+    store.put(AesKey("b", os.urandom(32)))
+    store.put(RsaKey("r", rsa_key.private_pem))
+    other = kms_client.create_key()["KeyMetadata"]["KeyId"]
+    a, b, r = (provider.resolve_key(name) for name in ("a", "b", "r"))
+    kms, kms_other = provider.resolve_key(f"kms:{kms_key_id}"), provider.resolve_key(f"kms:{other}")
+
+    raw = provider.encryption_materials(SUITE_V3, key_name="a")
+    raw_envelope = envelope_of(raw, SUITE_V3)
+    assert provider.open_with(a, raw_envelope) == raw.data_key
+    for not_it in (b, r, kms):
+        assert provider.open_with(not_it, raw_envelope) is None
+
+    wrapped = provider.encryption_materials(CEK_GCM, key_name=f"kms:{kms_key_id}")
+    kms_envelope = envelope_of(wrapped, CEK_GCM)
+    assert provider.open_with(kms, kms_envelope) == wrapped.data_key
+    for not_it in (kms_other, a, r):
+        assert provider.open_with(not_it, kms_envelope) is None
+
+
+def test_context_of_is_what_the_writer_gave_and_a_rewrap_keeps_it(
+    provider: KeyProvider, store: KeyStore, kms_key_id: str
+) -> None:
+    store.put(AesKey("a", os.urandom(32)))
+    context = {"project": "atlas", "n": "ü"}
+    for cipher, key_name in ((SUITE_V3, "a"), (CEK_GCM, f"kms:{kms_key_id}")):
+        materials = provider.encryption_materials(cipher, key_name=key_name, context=context)
+        envelope = envelope_of(materials, cipher)
+        assert provider.context_of(envelope) == context
+        again = provider.wrap_data_key(
+            materials.data_key,
+            cipher,
+            provider.named_key(key_name),
+            context=provider.context_of(envelope),
+        )
+        assert again.description == materials.description
+    assert provider.context_of(replace(envelope, description={})) == {}
+
+
 # ---- remembering keys for a run ---------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ from s3vault.keys.material import KmsKey
 from s3vault.keys.store import KeyStore
 from s3vault.remote.s3 import S3Remote
 from s3vault.vault.rotation import Action, RotationOptions, RotationReport, Rotator, SkipReason
+from s3vault.vault.rotation.reencrypt import Reencryptor
 from s3vault.vault.vault import Vault
 
 if TYPE_CHECKING:
@@ -430,7 +431,7 @@ def test_reencrypt_of_an_instruction_file_object_interrupted_leaves_it_readable(
     def crash(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Rotator, "_move_to_instruction_file", crash)
+    monkeypatch.setattr(Reencryptor, "move_to_instruction_file", crash)
     with pytest.raises(KeyboardInterrupt):
         rotate(vault, bucket, "i.bin", to_key="kms-new", reencrypt=True, version=Version.V3)
     monkeypatch.undo()

@@ -4,7 +4,8 @@
 - `envelope`: the envelope read from and written to metadata and instruction files;
 - `wrap`: the data key wrapped with a master key (AES/GCM, RSA-OAEP; legacy reads);
 - `kdf`: V3 key derivation and key commitment;
-- `content`: streaming encryption and decryption of an object's body.
+- `content`: streaming encryption and decryption of an object's body;
+- `edit`: an existing envelope edited (its data-key part replaced, the user's entries).
 
 No I/O here: S3, KMS and the keyring are the callers' business.
 """
@@ -13,6 +14,7 @@ from s3vault.crypto.constants import (
     CEK_CBC,
     CEK_GCM,
     DATA_KEY_BYTES,
+    ENVELOPE_ENTRIES,
     GCM_MAX_PLAINTEXT,
     GCM_TAG_BYTES,
     LEGACY_WRAPS,
@@ -35,6 +37,7 @@ from s3vault.crypto.content import (
     start_decryption,
     start_encryption,
 )
+from s3vault.crypto.edit import data_key_envelope, replace_data_key, user_entries
 from s3vault.crypto.envelope import (
     Envelope,
     Location,
@@ -66,6 +69,7 @@ __all__ = [
     "CEK_CBC",
     "CEK_GCM",
     "DATA_KEY_BYTES",
+    "ENVELOPE_ENTRIES",
     "GCM_MAX_PLAINTEXT",
     "GCM_TAG_BYTES",
     "LEGACY_WRAPS",
@@ -90,6 +94,7 @@ __all__ = [
     "aes_keywrap_unwrap",
     "check_metadata_size",
     "ciphertext_length",
+    "data_key_envelope",
     "derive_v3_keys",
     "expects_instruction_file",
     "instruction_file_body",
@@ -100,6 +105,7 @@ __all__ = [
     "parse_instruction_file",
     "plaintext_length",
     "render_envelope",
+    "replace_data_key",
     "rsa_oaep_sha256_unwrap",
     "rsa_oaep_unwrap",
     "rsa_oaep_wrap",
@@ -107,4 +113,5 @@ __all__ = [
     "start_decryption",
     "start_encryption",
     "user_context",
+    "user_entries",
 ]

@@ -27,6 +27,9 @@ LEGACY_WRAPS: Final = frozenset({WRAP_KMS_LEGACY, WRAP_AES_KEYWRAP, WRAP_RSA_OAE
 
 V2_WRAPS: Final = frozenset({WRAP_AES_GCM, WRAP_RSA_OAEP_SHA1, WRAP_KMS_CONTEXT}) | LEGACY_WRAPS
 KMS_WRAPS: Final = frozenset({WRAP_KMS_CONTEXT, WRAP_KMS_LEGACY})
+# Raw-key wraps whose unwrap authenticates (a wrong key fails, it yields no garbage):
+# only these may be tried with keys the envelope does not name.
+AUTHENTICATED_RAW_WRAPS: Final = frozenset({WRAP_AES_GCM, WRAP_RSA_OAEP_SHA1})
 
 # x-amz-w code -> canonical (V2) wrap name. V3 knows no legacy wrap.
 V3_WRAP_CODES: Final = {"02": WRAP_AES_GCM, "12": WRAP_KMS_CONTEXT, "22": WRAP_RSA_OAEP_SHA1}
@@ -72,3 +75,29 @@ META_COMMITMENT_V3: Final = "x-amz-d"
 META_MESSAGE_ID_V3: Final = "x-amz-i"
 META_UNENCRYPTED_LENGTH: Final = "x-amz-unencrypted-content-length"
 META_INSTRUCTION_MARKER: Final = "x-amz-crypto-instr-file"  # Java's, on the instruction object
+
+# The entries that hold the wrapped data key and say what wraps it: what a re-wrap
+# replaces. V3 keeps exactly these in an instruction file (V2 moves its whole envelope).
+V2_DATA_KEY_ENTRIES: Final = (META_KEY_V2, META_WRAP_ALG, META_MATDESC)
+V3_DATA_KEY_ENTRIES: Final = (META_KEY_V3, META_WRAP_V3, META_MATDESC_V3, META_CONTEXT_V3)
+# Every entry an envelope puts in object metadata (x-amz-unencrypted-content-length too):
+# the rest of an object's metadata is the user's own.
+ENVELOPE_ENTRIES: Final = frozenset(
+    {
+        META_KEY_V1,
+        META_KEY_V2,
+        META_KEY_V3,
+        META_IV,
+        META_MATDESC,
+        META_WRAP_ALG,
+        META_CEK_ALG,
+        META_TAG_LEN,
+        META_CONTENT_CIPHER_V3,
+        META_WRAP_V3,
+        META_MATDESC_V3,
+        META_CONTEXT_V3,
+        META_COMMITMENT_V3,
+        META_MESSAGE_ID_V3,
+        META_UNENCRYPTED_LENGTH,
+    }
+)

@@ -46,6 +46,7 @@ from s3vault.crypto.constants import (
     METADATA_LIMIT_BYTES,
     SUITE_V3,
     V2_WRAPS,
+    V3_DATA_KEY_ENTRIES,
     V3_WRAP_CODES,
     V3_WRAP_NAMES,
     WRAP_AES_GCM,
@@ -112,7 +113,7 @@ _DATA_KEY_FIELDS = (META_KEY_V1, META_KEY_V2, META_KEY_V3)
 # V3 content keys: always in object metadata, never in an instruction file.
 _V3_METADATA_ONLY = (META_CONTENT_CIPHER_V3, META_COMMITMENT_V3, META_MESSAGE_ID_V3)
 # V3 keys that move to the instruction file (the data-key part, for re-wrapping).
-_V3_INSTRUCTION_KEYS = (META_KEY_V3, META_WRAP_V3, META_MATDESC_V3, META_CONTEXT_V3)
+_V3_INSTRUCTION_KEYS = V3_DATA_KEY_ENTRIES
 # V1/V2 keys that must not be left in metadata when an instruction file holds the envelope.
 _V2_ENVELOPE_KEYS = (META_KEY_V1, META_KEY_V2, META_IV, META_CEK_ALG, META_WRAP_ALG, META_TAG_LEN)
 _COMPACT = (",", ":")

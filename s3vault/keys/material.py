@@ -153,6 +153,29 @@ def same_material(a: MasterKey, b: MasterKey) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class ResolvedKey:
+    """A master key as the user named it, with what tells it apart from other keys.
+
+    Raw keys are told apart by name. A KMS key has many names (an alias, its id, its
+    ARN, a reference in the store), so it is told apart by the ARN KMS gives it.
+    """
+
+    name: str  # as the user or the config wrote it
+    key: MasterKey
+    arn: str | None = None  # KMS keys only
+
+    @property
+    def is_kms(self) -> bool:
+        return isinstance(self.key, KmsKey)
+
+    def same_key_as(self, other: ResolvedKey) -> bool:
+        """Whether the two name one key (a KMS alias and its ARN do)."""
+        if self.is_kms or other.is_kms:
+            return self.arn == other.arn
+        return self.key.name == other.key.name
+
+
 # --- parsing what a user imports -------------------------------------------------
 
 AesEncoding: TypeAlias = Literal["raw", "hex", "base64"]

@@ -56,6 +56,7 @@ from s3vault.keys.material import (
     AesKey,
     KmsKey,
     MasterKey,
+    ResolvedKey,
     RsaKey,
     validate_kms_key_id,
     validate_name,
@@ -221,7 +222,7 @@ class KeyProvider:
 
     def object_key(self, description: Mapping[str, str]) -> MasterKey | None:
         """The stored key that the description names, if this store has it."""
-        return self._stored_or_none(description.get(DESCRIPTION_KEY))
+        return self.raw_key(description.get(DESCRIPTION_KEY))
 
     def decrypt_data_key(
         self,
@@ -309,7 +310,7 @@ class KeyProvider:
         failed: list[str] = []  # explicitly chosen keys that did not verify
         mismatched: list[str] = []  # explicitly chosen keys of the wrong type
         for name in names:
-            key = self._named_key(name) if name == key_name else self._stored_or_none(name)
+            key = self._named_key(name) if name == key_name else self.raw_key(name)
             opened = self._try_key(key, envelope, failed, mismatched, name)
             if opened is not None:
                 return opened, name
@@ -354,6 +355,15 @@ class KeyProvider:
     def named_key(self, name: str) -> MasterKey:
         """The key a user or config named (``kms:KEY_ID`` needs no store)."""
         return self._named_key(name)
+
+    def resolve_key(self, name: str) -> ResolvedKey:
+        """The key a user or config named, and for a KMS key its ARN (DescribeKey).
+
+        KeyMissingError (and KMS errors) here, before any object is touched.
+        """
+        key = self._named_key(name)
+        arn = self.kms.key_arn(key.key_id) if isinstance(key, KmsKey) else None
+        return ResolvedKey(name, key, arn)
 
     def wrap_data_key(
         self,
@@ -415,6 +425,32 @@ class KeyProvider:
         _check_data_key(data_key, legacy=envelope.wrap_algorithm == WRAP_KMS_LEGACY)
         return data_key, arn
 
+    def open_with(self, key: ResolvedKey, envelope: Envelope) -> bytes | None:
+        """The data key if exactly ``key`` wraps it; None if another key (or type) does.
+
+        A raw key unwraps (`unwrap_with`); a KMS key asks KMS to decrypt and compares
+        the ARN of the key that wrapped it, so KMS errors (access denied, unreachable)
+        are raised, not taken for "another key".
+        """
+        if not key.is_kms:
+            return self.unwrap_with(key.key, envelope)
+        if not envelope.is_kms:
+            return None
+        data_key, arn = self.decrypt_kms_data_key(envelope)
+        return data_key if arn == key.arn else None
+
+    @staticmethod
+    def context_of(envelope: Envelope) -> dict[str, str]:
+        """The context its writer gave with the data key: what a re-wrap carries over.
+
+        For KMS the encryption context without the entries the format adds; for a raw
+        key the description without ``s3vault-key``. `wrap_data_key` with this context
+        gives a new wrap the same entries.
+        """
+        if envelope.is_kms:
+            return user_context(envelope.description)
+        return {k: v for k, v in envelope.description.items() if k != DESCRIPTION_KEY}
+
     # --- keys by name -----------------------------------------------------------
 
     def _named_key(self, name: str) -> MasterKey:
@@ -423,9 +459,13 @@ class KeyProvider:
             return KmsKey(name, validate_kms_key_id(name[len(KMS_PREFIX) :]))
         return self._stored(name)
 
-    def _stored_or_none(self, name: object) -> MasterKey | None:
-        # The description is attacker-controlled: a name that is not a valid key name
-        # (or names a KMS key) is simply not a match.
+    def raw_key(self, name: object) -> MasterKey | None:
+        """The raw (AES or RSA) key of the store named ``name``; None if there is none.
+
+        Made for names read from an envelope's description, which whoever wrote the
+        object chose: a name that is not a valid key name, is not in the store or names
+        a KMS key is simply not a match. Remembered inside a `remembering_keys` block.
+        """
         if not isinstance(name, str):
             return None
         try:

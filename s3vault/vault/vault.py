@@ -17,13 +17,12 @@ from typing import BinaryIO
 
 from s3vault.config.model import DefaultsSettings
 from s3vault.config.suffix import check_instruction_suffix
-from s3vault.crypto.constants import CEK_GCM, GCM_MAX_PLAINTEXT, GCM_TAG_BYTES, SUITE_V3
+from s3vault.crypto.constants import GCM_MAX_PLAINTEXT, GCM_TAG_BYTES
 from s3vault.crypto.content import (
     ContentDecryptor,
     ContentEncryptor,
     ciphertext_length,
     start_decryption,
-    start_encryption,
 )
 from s3vault.crypto.envelope import (
     Envelope,
@@ -48,6 +47,7 @@ from s3vault.errors import (
 from s3vault.keys.provider import DESCRIPTION_KEY, EncryptionMaterials, KeyProvider
 from s3vault.remote.objects import ObjectHead, ObjectSummary, Progress, Written, s3_url
 from s3vault.remote.s3 import S3Remote
+from s3vault.vault.envelopes import InstructionFile, content_cipher_for, new_envelope
 from s3vault.vault.listing import list_with_envelopes
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.results import GetResult, PrefixEntry, PutResult, SealedObject
@@ -72,10 +72,6 @@ class _NewObject:
     encryptor: ContentEncryptor
     metadata: dict[str, str]
     instruction: bytes | None
-
-
-def _content_cipher(version: Version) -> str:
-    return SUITE_V3 if version is Version.V3 else CEK_GCM
 
 
 class Vault:
@@ -238,23 +234,11 @@ class Vault:
         extra_metadata: Mapping[str, str] | None,
     ) -> _NewObject:
         """A fresh data key, its cipher and the envelope of an object of ``size`` bytes."""
-        content_cipher = _content_cipher(version)
+        content_cipher = content_cipher_for(version)
         materials = self.keys.encryption_materials(
             content_cipher, key_name=key_name or self.defaults.key, context=context or {}
         )
-        encryptor = start_encryption(version, materials.data_key)
-        envelope = Envelope(
-            version=version,
-            location=location,
-            content_cipher=content_cipher,
-            wrap_algorithm=materials.wrap_algorithm,
-            encrypted_data_key=materials.encrypted_data_key,
-            description=dict(materials.description),
-            iv=encryptor.iv,
-            message_id=encryptor.message_id,
-            commitment=encryptor.commitment,
-            tag_length=GCM_TAG_BYTES * 8,
-        )
+        envelope, encryptor = new_envelope(version, location, materials)
         metadata, instruction = render_envelope(envelope)
         metadata[UNENCRYPTED_LENGTH] = str(size)
         _add_extra_metadata(metadata, extra_metadata)
@@ -331,17 +315,26 @@ class Vault:
 
         None when the object carries no envelope at all (a plain object).
         """
-        instruction: dict[str, str] | None = None
-        if needs_instruction_file(head.metadata):
-            where = self.instruction_key(head.key)
-            try:
-                body = self.remote.get_bytes(head.bucket, where)
-            except NotFoundError:
-                if expects_instruction_file(head.metadata):
-                    raise envelope_not_found(head.bucket, head.key, where) from None
-                return None
-            instruction = parse_instruction_file(body)
-        return parse_envelope(head.metadata, instruction)
+        return self.read_envelope_and_file(head)[0]
+
+    def read_envelope_and_file(
+        self, head: ObjectHead
+    ) -> tuple[Envelope | None, InstructionFile | None]:
+        """`read_envelope`, and the instruction file it came from (None if not from one).
+
+        For rewriting that file conditionally on what was read (key rotation).
+        """
+        if not needs_instruction_file(head.metadata):
+            return parse_envelope(head.metadata), None
+        where = self.instruction_key(head.key)
+        try:
+            body, stored = self.remote.get_small(head.bucket, where)
+        except NotFoundError:
+            if expects_instruction_file(head.metadata):
+                raise envelope_not_found(head.bucket, head.key, where) from None
+            return None, None
+        fields = parse_instruction_file(body)
+        return parse_envelope(head.metadata, fields), InstructionFile(stored, body, fields)
 
     def inspect(self, bucket: str, key: str) -> ObjectInfo:
         head = self.remote.head(bucket, key)
