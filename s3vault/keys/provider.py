@@ -9,7 +9,6 @@ a named reference in the store or written ``kms:KEY_ID`` (no keyring needed at a
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -18,28 +17,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from s3vault.crypto.constants import (
-    AES_KEY_SIZES,
     CEK_GCM,
     DATA_KEY_BYTES,
     RESERVED_CONTEXT_KEY,
     SUITE_V3,
     WRAP_AES_GCM,
-    WRAP_AES_KEYWRAP,
     WRAP_KMS_CONTEXT,
     WRAP_KMS_LEGACY,
     WRAP_RSA_OAEP_SHA1,
-    WRAP_RSA_OAEP_SHA256,
 )
 from s3vault.crypto.wrap import (
-    aes_ecb_unwrap,
-    aes_gcm_unwrap,
     aes_gcm_wrap,
-    aes_keywrap_unwrap,
     kms_encryption_context,
-    rsa_oaep_sha256_unwrap,
-    rsa_oaep_unwrap,
     rsa_oaep_wrap,
-    rsa_pkcs1_unwrap,
     user_context,
 )
 from s3vault.errors import (
@@ -57,19 +47,26 @@ from s3vault.keys.material import (
     KmsKey,
     MasterKey,
     ResolvedKey,
-    RsaKey,
     validate_kms_key_id,
     validate_name,
 )
 from s3vault.keys.store import KeyStore
+from s3vault.keys.unwrap import (
+    LEGACY_RAW_WRAPS,
+    RAW_WRAP_KEY_TYPES,
+    check_data_key,
+    check_kms_content_cipher,
+    legacy_what,
+    no_key_opens,
+    show_mapping,
+    unwrap_raw,
+)
 
 if TYPE_CHECKING:
     from s3vault.crypto.envelope import Envelope
 
 DESCRIPTION_KEY = "s3vault-key"
 KMS_PREFIX = "kms:"
-_AUTHENTICATED_RAW_WRAPS: dict[str | None, str] = {WRAP_AES_GCM: "aes", WRAP_RSA_OAEP_SHA1: "rsa"}
-_LEGACY_RAW_WRAPS = {None, WRAP_AES_KEYWRAP, WRAP_RSA_OAEP_SHA256}
 
 
 @dataclass(frozen=True)
@@ -212,7 +209,7 @@ class KeyProvider:
                 raise ValueError(f"s3vault does not encrypt with {content_cipher!r}")
             encryption_context = kms_encryption_context(dict(context or {}), content_cipher)
             data_key, blob = self.kms.generate_data_key(key.key_id, encryption_context)
-            _check_data_key(data_key, legacy=False)
+            check_data_key(data_key, legacy=False)
             return EncryptionMaterials(
                 data_key, blob, WRAP_KMS_CONTEXT, encryption_context, key.name
             )
@@ -250,7 +247,7 @@ class KeyProvider:
         """
         if envelope.is_legacy and not allow_legacy:
             raise LegacyFormatError(
-                f"this object uses {_legacy_what(envelope)}; re-run with --allow-legacy to read it",
+                f"this object uses {legacy_what(envelope)}; re-run with --allow-legacy to read it",
                 hint="Legacy formats are not authenticated like V2/V3; "
                 "re-encrypt the object once you have read it.",
             )
@@ -270,13 +267,13 @@ class KeyProvider:
         self, envelope: Envelope, key_name: str | None, context: Mapping[str, str] | None
     ) -> tuple[bytes, str | None]:
         stored = dict(envelope.description)
-        _check_kms_content_cipher(envelope)
+        check_kms_content_cipher(envelope)
         if context is not None:
             expected = user_context(stored)
             if dict(context) != expected:
                 raise IntegrityError(
                     "the encryption context does not match the object's: it was written "
-                    f"with {_show(expected)}, you gave {_show(dict(context))}",
+                    f"with {show_mapping(expected)}, you gave {show_mapping(dict(context))}",
                     hint="Pass exactly the object's context (or none to read it as is).",
                 )
         kms_key_id = None
@@ -289,14 +286,14 @@ class KeyProvider:
                 )
             kms_key_id = key.key_id
         data_key = self.kms.decrypt(envelope.encrypted_data_key, stored, key_id=kms_key_id)
-        _check_data_key(data_key, legacy=envelope.wrap_algorithm == WRAP_KMS_LEGACY)
+        check_data_key(data_key, legacy=envelope.wrap_algorithm == WRAP_KMS_LEGACY)
         return data_key, key_name
 
     def _decrypt_raw(self, envelope: Envelope, key_name: str | None) -> tuple[bytes, str]:
         wrap = envelope.wrap_algorithm
-        if wrap not in _AUTHENTICATED_RAW_WRAPS and wrap not in _LEGACY_RAW_WRAPS:
+        if wrap not in RAW_WRAP_KEY_TYPES and wrap not in LEGACY_RAW_WRAPS:
             raise FormatError(f"unknown wrap algorithm {wrap!r}")
-        authenticated = wrap in _AUTHENTICATED_RAW_WRAPS
+        authenticated = wrap in RAW_WRAP_KEY_TYPES
         described = envelope.description.get(DESCRIPTION_KEY)
 
         # Explicit choices first: the key the description names (not for legacy wraps
@@ -316,7 +313,7 @@ class KeyProvider:
                 return opened, name
         if authenticated:
             tried = set(names)
-            wanted = _AUTHENTICATED_RAW_WRAPS[wrap]
+            wanted = RAW_WRAP_KEY_TYPES[wrap]
             for info in self.store.list():
                 if info.type != wanted or info.name in tried:
                     continue
@@ -327,7 +324,7 @@ class KeyProvider:
                 opened = self._try_key(key, envelope, [], [], info.name)
                 if opened is not None:
                     return opened, info.name
-        raise _no_key_opens(envelope, described, key_name, failed, mismatched)
+        raise no_key_opens(envelope, described, key_name, failed, mismatched)
 
     @staticmethod
     def _try_key(
@@ -341,7 +338,7 @@ class KeyProvider:
         if key is None:
             return None
         try:
-            data_key = _unwrap(key, envelope)
+            data_key = unwrap_raw(key, envelope)
         except IntegrityError:
             failed.append(name)
             return None
@@ -382,7 +379,7 @@ class KeyProvider:
         """
         if content_cipher not in (CEK_GCM, SUITE_V3):
             raise ValueError(f"s3vault does not wrap for {content_cipher!r}")
-        _check_data_key(data_key, legacy=False)
+        check_data_key(data_key, legacy=False)
         context = dict(context or {})
         if isinstance(key, KmsKey):
             encryption_context = kms_encryption_context(context, content_cipher)
@@ -410,7 +407,7 @@ class KeyProvider:
         if isinstance(key, KmsKey) or envelope.is_kms:
             return None
         try:
-            return _unwrap(key, envelope)
+            return unwrap_raw(key, envelope)
         except IntegrityError:
             return None
 
@@ -418,11 +415,11 @@ class KeyProvider:
         """The data key of a KMS-wrapped object and the ARN of the KMS key that wrapped it."""
         if not envelope.is_kms:
             raise ValueError("not a KMS-wrapped data key")
-        _check_kms_content_cipher(envelope)
+        check_kms_content_cipher(envelope)
         data_key, arn = self.kms.decrypt_with_key_id(
             envelope.encrypted_data_key, envelope.description
         )
-        _check_data_key(data_key, legacy=envelope.wrap_algorithm == WRAP_KMS_LEGACY)
+        check_data_key(data_key, legacy=envelope.wrap_algorithm == WRAP_KMS_LEGACY)
         return data_key, arn
 
     def open_with(self, key: ResolvedKey, envelope: Envelope) -> bytes | None:
@@ -473,101 +470,3 @@ class KeyProvider:
         except (KeyMissingError, UsageError):
             return None
         return None if isinstance(key, KmsKey) else key
-
-
-def _check_kms_content_cipher(envelope: Envelope) -> None:
-    # KMS authenticates the context; its copy of the content cipher must match the
-    # unauthenticated metadata, or a GCM object could be presented as CBC.
-    stored = envelope.description
-    if (
-        envelope.wrap_algorithm == WRAP_KMS_CONTEXT
-        and stored.get(RESERVED_CONTEXT_KEY) != envelope.content_cipher
-    ):
-        raise FormatError(
-            f"the KMS encryption context names content cipher "
-            f"{stored.get(RESERVED_CONTEXT_KEY)!r} but the envelope says "
-            f"{envelope.content_cipher!r}"
-        )
-
-
-def _unwrap(key: MasterKey, envelope: Envelope) -> bytes | None:
-    """The data key under ``key``; None if the key's type cannot open this wrap."""
-    wrap, edk = envelope.wrap_algorithm, envelope.encrypted_data_key
-    cipher = envelope.content_cipher
-    data_key: bytes | None = None
-    if isinstance(key, AesKey):
-        if wrap == WRAP_AES_GCM:
-            data_key = aes_gcm_unwrap(key.secret, edk, cipher)
-        elif wrap is None:
-            data_key = aes_ecb_unwrap(key.secret, edk)
-        elif wrap == WRAP_AES_KEYWRAP:
-            data_key = aes_keywrap_unwrap(key.secret, edk)
-    elif isinstance(key, RsaKey):
-        if wrap == WRAP_RSA_OAEP_SHA1:
-            data_key = rsa_oaep_unwrap(key.private_key(), edk, cipher)
-        elif wrap is None:
-            data_key = rsa_pkcs1_unwrap(key.private_key(), edk)
-        elif wrap == WRAP_RSA_OAEP_SHA256:
-            data_key = rsa_oaep_sha256_unwrap(key.private_key(), edk)
-    if data_key is not None:
-        _check_data_key(data_key, legacy=wrap not in _AUTHENTICATED_RAW_WRAPS)
-    return data_key
-
-
-def _check_data_key(data_key: bytes, *, legacy: bool) -> None:
-    # New formats always carry a 32-byte key; old V1 writers may have used AES-128/192.
-    allowed = AES_KEY_SIZES if legacy else {DATA_KEY_BYTES}
-    if len(data_key) not in allowed:
-        raise IntegrityError(
-            f"the unwrapped data key is {len(data_key)} bytes, not {DATA_KEY_BYTES}: "
-            "wrong key or altered envelope"
-        )
-
-
-def _no_key_opens(
-    envelope: Envelope,
-    described: str | None,
-    key_name: str | None,
-    failed: list[str],
-    mismatched: list[str],
-) -> S3VaultError:
-    wrap = envelope.wrap_algorithm or "V1 (AES/ECB or RSA PKCS#1 v1.5)"
-    if failed:
-        name = failed[0]
-        return IntegrityError(
-            f"key '{name}' did not open this object's data key ({wrap} wrap): the envelope "
-            f"was altered, or '{name}' is not the key that wrote it (same name, other material)",
-            hint="If the object was written with another copy of this key, import that copy.",
-        )
-    if key_name is not None and key_name in mismatched:
-        return KeyMissingError(
-            f"key '{key_name}' cannot open this object: its data key is wrapped with {wrap}",
-            hint="AES/GCM and AESWrap need an AES key; RSA wraps need an RSA key.",
-        )
-    if described:
-        where = f"it names key '{described}', which is not in your keyring"
-    else:
-        where = f"its description is {_show(envelope.description)}"
-    if envelope.is_legacy and key_name is None:
-        return KeyMissingError(
-            f"no key was tried for this legacy object: {where}",
-            hint="Legacy wraps cannot be checked, so s3vault never guesses: name the key "
-            "with --key NAME.",
-        )
-    return KeyMissingError(
-        f"none of your keys opens this object; {where}",
-        hint="Import the key that wrote it (`s3vault key import NAME ...`), "
-        "or name it with --key NAME.",
-    )
-
-
-def _show(mapping: Mapping[str, str]) -> str:
-    return json.dumps(dict(mapping), sort_keys=True)
-
-
-def _legacy_what(envelope: Envelope) -> str:
-    if envelope.wrap_algorithm is None:
-        return "the legacy V1 format (unauthenticated AES/ECB or RSA PKCS#1 v1.5 key wrap)"
-    if envelope.wrap_algorithm in (WRAP_KMS_LEGACY, WRAP_AES_KEYWRAP, WRAP_RSA_OAEP_SHA256):
-        return f"the legacy {envelope.wrap_algorithm} key wrap"
-    return f"legacy {envelope.content_cipher} content encryption (unauthenticated)"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -20,7 +19,6 @@ from s3vault.config.suffix import check_instruction_suffix
 from s3vault.crypto.constants import GCM_MAX_PLAINTEXT, GCM_TAG_BYTES
 from s3vault.crypto.content import (
     ContentDecryptor,
-    ContentEncryptor,
     ciphertext_length,
     start_decryption,
 )
@@ -28,26 +26,28 @@ from s3vault.crypto.envelope import (
     Envelope,
     Location,
     Version,
-    check_metadata_size,
     expects_instruction_file,
-    instruction_file_body,
     needs_instruction_file,
     parse_envelope,
     parse_instruction_file,
-    render_envelope,
 )
 from s3vault.errors import (
-    FormatError,
     NotEncryptedError,
     NotFoundError,
     RefusedError,
     S3VaultError,
     UsageError,
 )
-from s3vault.keys.provider import DESCRIPTION_KEY, EncryptionMaterials, KeyProvider
+from s3vault.keys.provider import DESCRIPTION_KEY, KeyProvider
 from s3vault.remote.objects import ObjectHead, ObjectSummary, Progress, Written, s3_url
 from s3vault.remote.s3 import S3Remote
-from s3vault.vault.envelopes import InstructionFile, content_cipher_for, new_envelope
+from s3vault.vault.envelopes import (
+    InstructionFile,
+    NewObject,
+    content_cipher_for,
+    envelope_not_found,
+    new_object,
+)
 from s3vault.vault.listing import list_with_envelopes
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.results import GetResult, PrefixEntry, PutResult, SealedObject
@@ -60,18 +60,7 @@ from s3vault.vault.streams import (
     open_regular_file,
 )
 
-UNENCRYPTED_LENGTH = "x-amz-unencrypted-content-length"
-LIST_WORKERS = 16
 MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8
-
-
-@dataclass(frozen=True)
-class _NewObject:
-    content_cipher: str
-    materials: EncryptionMaterials
-    encryptor: ContentEncryptor
-    metadata: dict[str, str]
-    instruction: bytes | None
 
 
 class Vault:
@@ -232,24 +221,14 @@ class Vault:
         key_name: str | None,
         context: Mapping[str, str] | None,
         extra_metadata: Mapping[str, str] | None,
-    ) -> _NewObject:
+    ) -> NewObject:
         """A fresh data key, its cipher and the envelope of an object of ``size`` bytes."""
-        content_cipher = content_cipher_for(version)
         materials = self.keys.encryption_materials(
-            content_cipher, key_name=key_name or self.defaults.key, context=context or {}
+            content_cipher_for(version),
+            key_name=key_name or self.defaults.key,
+            context=context or {},
         )
-        envelope, encryptor = new_envelope(version, location, materials)
-        metadata, instruction = render_envelope(envelope)
-        metadata[UNENCRYPTED_LENGTH] = str(size)
-        _add_extra_metadata(metadata, extra_metadata)
-        check_metadata_size(metadata)
-        return _NewObject(
-            content_cipher=content_cipher,
-            materials=materials,
-            encryptor=encryptor,
-            metadata=metadata,
-            instruction=instruction_file_body(instruction) if instruction is not None else None,
-        )
+        return new_object(materials, size, version, location, extra_metadata)
 
     # ---- get -----------------------------------------------------------------------
 
@@ -513,29 +492,3 @@ class Vault:
             raise UsageError(
                 f"the key {longest!r} is longer than the {MAX_KEY_BYTES} bytes S3 allows"
             )
-
-
-# ---- helpers ---------------------------------------------------------------------
-
-
-def envelope_not_found(bucket: str, key: str, where: str, outcome: str = "") -> FormatError:
-    """The error for an object whose envelope is neither in its metadata nor at ``where``
-    (its instruction file under the suffix in use), e.g. written under another suffix."""
-    message = (
-        f"{s3_url(bucket, key)} has no envelope in its metadata, and its instruction file "
-        f"{s3_url(bucket, where)} does not exist"
-    )
-    return FormatError(
-        f"{message}: {outcome}" if outcome else message,
-        hint="If its writer keeps envelopes under another suffix, name it with "
-        "--instruction-suffix (or defaults.instruction_suffix in the config).",
-    )
-
-
-def _add_extra_metadata(metadata: dict[str, str], extra: Mapping[str, str] | None) -> None:
-    """Add user metadata beside the envelope; never let it replace an envelope entry."""
-    for name, value in (extra or {}).items():
-        lowered = name.lower()
-        if lowered.startswith("x-amz-") or lowered in metadata:
-            raise UsageError(f"metadata name {name!r} is reserved for the envelope")
-        metadata[lowered] = value
