@@ -21,13 +21,13 @@ Session set-up, before any test (autouse):
 Fixtures:
 
 ``s3`` (session)
-    :class:`s3vault.local.seaweed.LocalS3`: ``endpoint_url``, ``access_key``,
+    :class:`s3vault.embedded.seaweed.LocalS3`: ``endpoint_url``, ``access_key``,
     ``secret_key``, ``client()``, ``create_bucket()``; ``stop()``/``start()`` simulate an
     outage (same ports, keys and data). A test that leaves it stopped gets it restarted.
 ``kms`` (session)
     :class:`services.MotoKMS`: ``endpoint_url``. In-memory state: make keys per test.
 ``private_keyring`` (session)
-    :class:`s3vault.local.keyring_session.PrivateKeyring` already applied to os.environ.
+    :class:`s3vault.embedded.keyring_session.PrivateKeyring` already applied to os.environ.
 ``session_env`` (session)
     A copy of the environment the session set up (what subprocesses inherit).
 ``s3_client`` / ``kms_client`` (session)
@@ -68,9 +68,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 from services import MotoKMS
 
-from s3vault.local import LocalServiceError
-from s3vault.local.keyring_session import PrivateKeyring
-from s3vault.local.seaweed import LocalS3
+from s3vault.embedded import LocalServiceError
+from s3vault.embedded.keyring_session import PrivateKeyring
+from s3vault.embedded.seaweed import LocalS3
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient

@@ -1,7 +1,7 @@
 """Test-only services: a moto server standing in for AWS KMS.
 
 moto is a test dependency (the ``test`` extra), so this lives with the tests rather
-than in ``s3vault.local``. moto keeps its state in memory: keys must be created after
+than in ``s3vault.embedded``. moto keeps its state in memory: keys must be created after
 every start. Its S3 accepts any credentials, so the tests use SeaweedFS for S3.
 """
 
@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from s3vault.local import LocalServiceError
-from s3vault.local.ports import LOOPBACK, free_port
+from s3vault.embedded import LocalServiceError
+from s3vault.embedded.ports import LOOPBACK, free_port
 
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0

@@ -17,9 +17,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 from services import MotoKMS
 
+from s3vault.embedded.keyring_session import PrivateKeyring, keyring_available
+from s3vault.embedded.seaweed import LocalS3
 from s3vault.keys.store import usable_backend
-from s3vault.local.keyring_session import PrivateKeyring, keyring_available
-from s3vault.local.seaweed import LocalS3
 
 
 def test_s3_signed_put_get_keeps_user_metadata(s3_client, bucket):
@@ -101,7 +101,7 @@ def test_keyring_round_trip_on_the_private_secret_service(keyring_service):
 def test_a_dead_keyring_daemon_is_reported_and_restarted(tmp_path_factory):
     import signal
 
-    from s3vault.local.keyring_session import _probe_secret_service
+    from s3vault.embedded.keyring_session import _probe_secret_service
 
     # A keyring of its own (the session's must not be touched), in a short path.
     with PrivateKeyring(parent=tmp_path_factory.mktemp("kr")) as private:

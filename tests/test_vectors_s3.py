@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from s3vault.embedded.seaweed import LocalS3
 from s3vault.errors import ExitCode
-from s3vault.local.seaweed import LocalS3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

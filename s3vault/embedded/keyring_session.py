@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
-from s3vault.local import LocalServiceError
+from s3vault.embedded import LocalServiceError
 
 if TYPE_CHECKING:
     from jeepney.io.blocking import DBusConnection
@@ -100,7 +100,7 @@ class PrivateKeyring:
     stored, read and deleted in the default collection; :meth:`env` gives the variables
     a client process needs, :meth:`apply_to_environ` sets them in this process (and makes
     ``keyring`` choose its backend again) until :meth:`stop`. Raises
-    :class:`~s3vault.local.LocalServiceError` if a binary is missing or the service does
+    :class:`~s3vault.embedded.LocalServiceError` if a binary is missing or the service does
     not become usable within ``start_timeout`` seconds.
 
     Everything, the keyring file included, lives in a temporary directory that
