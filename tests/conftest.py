@@ -9,7 +9,7 @@ Session set-up, before any test (autouse):
 - The environment is isolated: ``HOME`` and ``XDG_{CONFIG,DATA,STATE,CACHE}_HOME``,
   ``XDG_RUNTIME_DIR`` point into the session's temp dir, so no test reads or writes the
   developer's config, state or keyring. Every ``AWS_*`` and ``S3VAULT_*`` variable of
-  the developer is removed (``S3VAULT_VECTORS_DIR`` excepted), and so is
+  the developer is removed (``S3VAULT_CRASH_SEED`` excepted), and so is
   ``PYTHON_KEYRING_BACKEND``.
 - Then set, for this process and every subprocess it starts:
   ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (the SeaweedFS keys; moto accepts
@@ -48,8 +48,8 @@ Fixtures:
     ``unprivileged``: file permissions apply to it even when the tests run as root
     (see `UNPRIVILEGED`).
 ``vectors_dir`` (session)
-    Path of the shared test vectors: ``$S3VAULT_VECTORS_DIR`` or ``../shared/vectors``
-    beside the repository. Missing: the test fails.
+    Path of the test vectors, ``tests/vectors`` (objects written by the official Ruby
+    S3 Encryption Client; see its README.md).
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 CLI_TIMEOUT = 300.0
-_KEPT_VARIABLES = ("S3VAULT_VECTORS_DIR", "S3VAULT_CRASH_SEED")
+VECTORS_DIR = Path(__file__).parent / "vectors"
+_KEPT_VARIABLES = ("S3VAULT_CRASH_SEED",)
 # How long each service took to become ready, shown at the end of the run.
 _STARTUP_SECONDS: dict[str, float] = {}
 
@@ -324,16 +325,6 @@ def run_cli(keyring_service: str, tmp_path: Path) -> RunCli:
 
 @pytest.fixture(scope="session")
 def vectors_dir() -> Path:
-    configured = os.environ.get("S3VAULT_VECTORS_DIR")
-    path = (
-        Path(configured)
-        if configured
-        else Path(__file__).resolve().parents[2] / "shared" / "vectors"
-    )
-    if not path.is_dir():
-        pytest.fail(
-            f"Test vectors not found at {path}. Clone the repository beside shared/ "
-            "(../shared/vectors) or set S3VAULT_VECTORS_DIR.",
-            pytrace=False,
-        )
-    return path
+    if not (VECTORS_DIR / "manifest.json").is_file():
+        pytest.fail(f"Test vectors not found at {VECTORS_DIR}.", pytrace=False)
+    return VECTORS_DIR
