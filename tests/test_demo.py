@@ -45,6 +45,7 @@ def run_demo(data_dir: Path, *, keyring: bool) -> str:
     return out
 
 
+@pytest.mark.services  # the session's keyring; the demo starts its own SeaweedFS
 def test_demo_runs_end_to_end_and_again(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo"
     first = run_demo(data_dir, keyring=True)
@@ -63,6 +64,7 @@ def test_demo_runs_end_to_end_and_again(tmp_path: Path) -> None:
     assert (data_dir / "state.db").exists() and (data_dir / "s3").is_dir()
 
 
+@pytest.mark.services  # the demo starts its own SeaweedFS and keyring
 def test_demo_runs_twice_without_a_keyring_service(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo"
     first = run_demo(data_dir, keyring=False)
@@ -119,6 +121,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.services  # the demo starts its own SeaweedFS and keyring
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_demo_serve_works_from_another_terminal_and_a_signal_leaves_nothing_running(
     tmp_path: Path, signum: int
