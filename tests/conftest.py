@@ -124,6 +124,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"test services ready in: {ready}")
     else:
         terminalreporter.write_line("test services: none started")
+    for services in _SERVICES:
+        if services.keyring_clients is not None:
+            terminalreporter.write_line(
+                f"the session's keyring bus saw {services.keyring_clients} client connections"
+            )
 
 
 @pytest.fixture(scope="session", autouse=True)

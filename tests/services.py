@@ -52,6 +52,7 @@ class SessionServices:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.startup_seconds: dict[str, float] = {}
+        self.keyring_clients: int | None = None  # D-Bus connections to it, at the end
         self._s3: LocalS3 | None = None
         self._kms: MotoKMS | None = None
         self._keyring: PrivateKeyring | None = None
@@ -150,6 +151,8 @@ class SessionServices:
         """Stop every service that was started, by PID (idempotent)."""
         keyring, kms, s3 = self._keyring, self._kms, self._s3
         self._keyring = self._kms = self._s3 = None
+        if keyring is not None and keyring.failure() is None:
+            self.keyring_clients = _bus_connections(keyring.address or "")
         try:
             if kms is not None:
                 kms.stop()
@@ -162,6 +165,21 @@ class SessionServices:
     def _stop_at_exit(self) -> None:
         if os.getpid() == self._owner:
             self.stop()
+
+
+def _bus_connections(address: str) -> int | None:
+    """How many connections a bus has accepted so far (its unique names count up).
+
+    Each is a new client of gnome-keyring, and each new client risks its crash (see
+    s3vault.embedded.keyring_session._open_secret_service): worth seeing per run.
+    """
+    from jeepney.io.blocking import open_dbus_connection
+
+    try:
+        with open_dbus_connection(bus=address) as conn:
+            return int(str(conn.unique_name).rsplit(".", 1)[1]) - 1
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def find_moto_server() -> Path:
