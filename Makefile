@@ -1,6 +1,7 @@
 # The two commands the README presents: `make demo` and `make test`.
-# Both set the machine up first (Debian packages as root, .venv, editable install):
-# see scripts/bootstrap.sh. Everything runs without prompts.
+# Both set the machine up first (Debian packages as root, .venv, editable install of
+# s3vault with the extra `demo`, or `test` for the tests): see scripts/bootstrap.sh.
+# Everything runs without prompts.
 
 VENV ?= .venv
 PYTEST_ARGS ?=
@@ -22,9 +23,11 @@ bootstrap-test:
 demo: bootstrap-runtime
 	$(VENV)/bin/s3vault demo
 
-## test: lint, then the whole test suite on real local services (PYTEST_ARGS=... to narrow)
+## test: ruff, mypy, then the whole test suite on real local services
+## (PYTEST_ARGS=... to narrow, e.g. PYTEST_ARGS="-m 'not services'" for the pure tests)
 test: bootstrap-test
 	$(VENV)/bin/ruff check s3vault tests
+	$(VENV)/bin/mypy s3vault
 	@# pytest exits 5 when it collected no test: that is a failure here, not a pass.
 	@echo "$(VENV)/bin/pytest $(PYTEST_ARGS)"
 	@rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \

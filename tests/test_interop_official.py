@@ -30,8 +30,8 @@ from s3_encryption.exceptions import S3EncryptionClientError
 from s3_encryption.materials import AlgorithmSuite, CommitmentPolicy, KmsKeyring
 from services import MotoKMS
 
+from s3vault.embedded.seaweed import LocalS3
 from s3vault.errors import ExitCode
-from s3vault.local.seaweed import LocalS3
 
 if TYPE_CHECKING:
     from conftest import RunCli

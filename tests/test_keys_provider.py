@@ -231,7 +231,7 @@ def test_a_hostile_description_name_is_no_match(
     assert provider.decrypt_data_key(envelope)[1] == "k"
 
 
-# --- objects written by the official Ruby client (shared/vectors) -------------------------
+# --- objects written by the official Ruby client (tests/vectors) --------------------------
 
 
 def vector(vectors_dir: Path, name: str) -> tuple[Envelope, bytes, bytes]:

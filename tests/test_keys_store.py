@@ -420,6 +420,7 @@ def test_the_fail_backend_chosen_by_keyring_is_refused(keyring_service: str) -> 
         keyring.set_keyring(previous)
 
 
+@pytest.mark.services  # the Secret Service must be on the session bus
 def test_a_chainer_is_narrowed_to_the_os_keyring() -> None:
     assert isinstance(usable_backend(chainer.ChainerBackend()), SecretService.Keyring)
 
@@ -437,6 +438,7 @@ def test_no_dbus_is_a_clear_error(run_cli, tmp_path: Path) -> None:
     assert "Traceback" not in stderr
 
 
+@pytest.mark.services  # a D-Bus session and a gnome-keyring of its own
 def test_a_locked_keyring_is_a_clear_error(tmp_path: Path) -> None:
     """A real gnome-keyring that was started but never unlocked (no prompt possible)."""
     home = tmp_path / "home"

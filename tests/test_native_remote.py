@@ -142,6 +142,7 @@ def test_an_exception_in_on_done_stops_after_the_requests_in_flight(native, buck
     assert len(seen) == len(pulled)  # and every request sent was reported
 
 
+@pytest.mark.services  # the session's AWS credentials
 def test_unreachable_endpoint_is_unreachable_error():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -187,3 +187,14 @@ def test_there_is_no_import_cycle() -> None:
 def test_no_module_is_longer_than_the_limit(name: str) -> None:
     lines = MODULES[name].read_text(encoding="utf-8").count("\n")
     assert lines <= MAX_LINES, f"{name} has {lines} lines; split it by job"
+
+
+def test_only_the_demo_command_uses_the_embedded_services() -> None:
+    # s3vault.embedded needs the `demo` extra: a headless agent never imports it.
+    users = {
+        name
+        for name, path in MODULES.items()
+        for target, _, _ in imports(name, path)
+        if layer(target) == "embedded" and layer(name) != "embedded"
+    }
+    assert users == {"s3vault.cli.demo_command"}

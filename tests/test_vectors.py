@@ -1,4 +1,4 @@
-"""Every object in shared/vectors, written by the official Ruby S3 Encryption Client.
+"""Every object in tests/vectors, written by the official Ruby S3 Encryption Client.
 
 Objects marked `decrypts` must give the recorded plaintext; objects marked `fails`
 (tampered copies) must raise a clean s3vault error and release no plaintext.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,7 @@ from s3vault.crypto import (
 )
 from s3vault.errors import FormatError, IntegrityError, LegacyFormatError
 
-VECTORS = Path(
-    os.environ.get("S3VAULT_VECTORS_DIR")
-    or Path(__file__).resolve().parents[2] / "shared" / "vectors"
-)
+VECTORS = Path(__file__).parent / "vectors"
 MANIFEST: list[dict[str, Any]] = (
     json.loads((VECTORS / "manifest.json").read_text()) if VECTORS.is_dir() else []
 )
@@ -45,8 +41,8 @@ MANIFEST: list[dict[str, Any]] = (
 
 def test_the_vectors_are_there() -> None:
     # Without the vectors every parametrized test below would silently vanish: fail
-    # loudly instead (the repository is checked out beside ../shared in CI).
-    assert MANIFEST, f"no test vectors at {VECTORS} (set S3VAULT_VECTORS_DIR)"
+    # loudly instead.
+    assert MANIFEST, f"no test vectors at {VECTORS}"
     assert len(MANIFEST) >= 60
 
 

@@ -1,6 +1,6 @@
-"""Every shared test vector, stored in real S3 (SeaweedFS) and read with `s3vault get`.
+"""Every test vector, stored in real S3 (SeaweedFS) and read with `s3vault get`.
 
-The objects in shared/vectors were written by the official Ruby S3 Encryption Client.
+The objects in tests/vectors were written by the official Ruby S3 Encryption Client.
 Here they go into a bucket byte for byte, with their user metadata and, for
 instruction-file objects, their `.instruction` object; then the command line reads
 them back with the keys imported into a real keyring. `decrypts` entries must give the
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from s3vault.embedded.seaweed import LocalS3
 from s3vault.errors import ExitCode
-from s3vault.local.seaweed import LocalS3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -37,10 +37,7 @@ INSTRUCTION_SUFFIX = ".instruction"
 
 # Read at collection time to make one test per object. Where the vectors are missing,
 # one placeholder entry stands in: its test fails through the `vectors_dir` fixture.
-_VECTORS = Path(
-    os.environ.get("S3VAULT_VECTORS_DIR")
-    or Path(__file__).resolve().parents[2] / "shared" / "vectors"
-)
+_VECTORS = Path(__file__).parent / "vectors"
 MANIFEST: list[dict[str, Any]] = (
     json.loads((_VECTORS / "manifest.json").read_text(encoding="utf-8"))
     if (_VECTORS / "manifest.json").is_file()

@@ -54,8 +54,8 @@ from s3vault.vault.factory import build_vault
 from s3vault.vault.vault import Vault
 
 if TYPE_CHECKING:
-    from s3vault.local.keyring_session import PrivateKeyring
-    from s3vault.local.seaweed import LocalS3
+    from s3vault.embedded.keyring_session import PrivateKeyring
+    from s3vault.embedded.seaweed import LocalS3
 
 DEMO_BUCKET = "s3vault-demo"
 DEMO_KEYRING_SERVICE = "s3vault-demo"
@@ -196,9 +196,12 @@ next run then starts the demo bucket afresh."""
 )
 def demo(serve: bool, data_dir: Path | None) -> None:
     """Run s3vault end to end on an embedded local S3 endpoint."""
-    from s3vault.local.keyring_session import PrivateKeyring, keyring_available
-    from s3vault.local.seaweed import LocalS3
+    # Imported here, not at the top: the embedded services are the demo's alone, and
+    # their S3 binary comes with the optional extra `demo`.
+    from s3vault.embedded.keyring_session import PrivateKeyring, keyring_available
+    from s3vault.embedded.seaweed import LocalS3, find_weed
 
+    find_weed()  # without the extra: a clear error and its hint, before anything starts
     base = (data_dir or Path(platformdirs.user_data_dir("s3vault")) / "demo").absolute()
     folder = base / "folder"
     with _ended_by_hangup_or_term(), ExitStack() as stack:
@@ -397,7 +400,7 @@ def _serve(s3: LocalS3, private: PrivateKeyring | None, base: Path) -> None:
     file (endpoint, keyring service, default key) and a shell file to source with the
     credentials and, for a private keyring, its bus address.
     """
-    from s3vault.local.seaweed import write_private
+    from s3vault.embedded.seaweed import write_private
 
     config_file = base / "config.yaml"
     data = _demo_config(s3.endpoint_url, s3.region).model_dump(mode="json", exclude_defaults=True)

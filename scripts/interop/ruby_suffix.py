@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from s3vault.local.keyring_session import PrivateKeyring
-from s3vault.local.seaweed import LocalS3
+from s3vault.embedded.keyring_session import PrivateKeyring
+from s3vault.embedded.seaweed import LocalS3
 
 HERE = Path(__file__).resolve().parent
 BUCKET = "interop-ruby"

@@ -12,6 +12,11 @@ for ``dbus-launch``-style sessions; ``dbus-daemon`` itself comes with ``dbus``).
 Everything lives in a temporary directory removed on exit: secrets stored in a private
 keyring last only as long as it runs. The unlock password is generated here, given to
 gnome-keyring on its standard input, and forgotten; it is never in argv or in a file.
+
+Both daemons run in a session of their own (no terminal, no process group shared with
+the caller: a Ctrl-C, a SIGHUP or a ``killpg`` meant for the caller never reaches
+them) and are stopped by PID. What can still end them is a crash of gnome-keyring
+itself: see :func:`_open_secret_service`.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
-from s3vault.local import LocalServiceError
+from s3vault.embedded import LocalServiceError
 
 if TYPE_CHECKING:
     from jeepney.io.blocking import DBusConnection
@@ -100,7 +105,7 @@ class PrivateKeyring:
     stored, read and deleted in the default collection; :meth:`env` gives the variables
     a client process needs, :meth:`apply_to_environ` sets them in this process (and makes
     ``keyring`` choose its backend again) until :meth:`stop`. Raises
-    :class:`~s3vault.local.LocalServiceError` if a binary is missing or the service does
+    :class:`~s3vault.embedded.LocalServiceError` if a binary is missing or the service does
     not become usable within ``start_timeout`` seconds.
 
     Everything, the keyring file included, lives in a temporary directory that
@@ -216,19 +221,34 @@ class PrivateKeyring:
     def _start_bus(self, dbus_daemon: str, config: Path, base: Path) -> None:
         # --nofork keeps dbus-daemon our child: we stop it by PID and reap it ourselves
         # (a forked daemon is re-parented to PID 1, which may never reap it).
-        with open(base / "dbus.log", "ab") as log:
-            self._dbus = subprocess.Popen(
-                [dbus_daemon, f"--config-file={config}", "--nofork", "--print-address=1"],
-                env=self._daemon_env(base),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-            )
-        assert self._dbus.stdout is not None
+        # The address comes on a pipe of its own, which dbus-daemon closes once it has
+        # written it; its stdout goes to the log. (On stdout, a pipe we stop reading
+        # after one line, any later write would kill it: it does not ignore SIGPIPE.)
+        read_end, write_end = os.pipe()
+        try:
+            with open(base / "dbus.log", "ab") as log:
+                self._dbus = subprocess.Popen(
+                    [
+                        dbus_daemon,
+                        f"--config-file={config}",
+                        "--nofork",
+                        f"--print-address={write_end}",
+                    ],
+                    env=self._daemon_env(base),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    pass_fds=(write_end,),
+                    start_new_session=True,
+                )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
         # The address is printed once the bus listens: that is the readiness signal.
-        line = _read_line(self._dbus.stdout, self.start_timeout)
-        self._dbus.stdout.close()
+        with os.fdopen(read_end, "rb") as address_pipe:
+            line = _read_line(address_pipe, self.start_timeout)
         if not line.strip():
             raise LocalServiceError(
                 "dbus-daemon did not start.", hint=self._log_tail(base / "dbus.log")
@@ -302,15 +322,6 @@ class PrivateKeyring:
             return f"{name} (pid {proc.pid}) {how}.\n{tail}"
         return None
 
-    def restart(self) -> PrivateKeyring:
-        """Stop and start again (a new, empty keyring), keeping `apply_to_environ`."""
-        applied = self._saved_environ is not None
-        self.stop()
-        self.start()
-        if applied:
-            self.apply_to_environ()
-        return self
-
     def stop(self) -> None:
         """Stop gnome-keyring, then the bus, by PID; remove the directory; restore the
         variables :meth:`apply_to_environ` changed. Idempotent."""
@@ -352,6 +363,38 @@ def _secret_service_connection(address: str) -> Iterator[DBusConnection]:
         conn.close()
 
 
+def _open_secret_service(conn: DBusConnection) -> str:
+    """The default collection's object path ("/" if none), asked in the one way that
+    cannot crash gnome-keyring 42.
+
+    Why: gnome-keyring 42 (Debian 12: 42.1) registers a new D-Bus client from a
+    callback queued by a message filter on GDBus's worker thread. If a new
+    connection's *first* request is a property read, it can be dispatched before its
+    sender is registered; the getter then returns neither a value nor an error and
+    GLib aborts the daemon (log: ``gkd_secret_service_get_pkcs11_session: assertion
+    'client' failed``, ``invoke_get_property_in_idle_cb: assertion failed: (error !=
+    NULL)``; SIGABRT). secretstorage's ``Collection()`` starts with such a read (the
+    ``Label`` of ``/aliases/default``). Rare with one client at a time, within
+    seconds with several, likelier on a busy machine. So: a method call first
+    (``ReadAlias``), then the collection by its real path, never the alias (whose
+    lookup races too). The ``keyring`` library, under s3vault's key store, still
+    opens a new connection for each call and begins with that read: this is what
+    ended the test session's keyring mid-suite (see docs/development.md).
+    """
+    import secretstorage
+    from jeepney import DBusAddress, MessageType, new_method_call
+
+    service = DBusAddress(
+        secretstorage.defines.SS_PATH,
+        bus_name=SECRETS_BUS_NAME,
+        interface=secretstorage.defines.SS_PREFIX + "Service",
+    )
+    reply = conn.send_and_get_reply(new_method_call(service, "ReadAlias", "s", ("default",)))
+    if reply.header.message_type is MessageType.error:
+        raise LocalServiceError(f"the Secret Service refused ReadAlias: {reply.body}")
+    return str(reply.body[0])
+
+
 def _probe_secret_service(address: str) -> None:
     """Store, read back and delete a secret in the default collection; raise if any fails.
 
@@ -368,7 +411,10 @@ def _probe_secret_service(address: str) -> None:
         (has_owner,) = Proxy(message_bus, conn).NameHasOwner(SECRETS_BUS_NAME)
         if not has_owner:
             raise LocalServiceError(f"{SECRETS_BUS_NAME} is not on the bus yet")
-        collection = secretstorage.get_default_collection(conn)
+        path = _open_secret_service(conn)
+        if path == "/":
+            raise LocalServiceError("no default collection yet")
+        collection = secretstorage.Collection(conn, path)
         if collection.is_locked():
             raise LocalServiceError("the default collection is locked")
         attributes = {"application": "s3vault-readiness", "probe": secrets.token_hex(8)}
@@ -437,10 +483,9 @@ def _secret_service_usable() -> bool:
         import secretstorage
 
         with _secret_service_connection(address) as conn:
-            try:
-                collection = secretstorage.Collection(conn)
-            except secretstorage.exceptions.ItemNotFoundException:
+            path = _open_secret_service(conn)
+            if path == "/":
                 return graphical  # no default collection: creating one needs a prompt
-            return graphical or not collection.is_locked()
+            return graphical or not secretstorage.Collection(conn, path).is_locked()
     except Exception:
         return False

