@@ -152,7 +152,7 @@ class SessionServices:
         keyring, kms, s3 = self._keyring, self._kms, self._s3
         self._keyring = self._kms = self._s3 = None
         if keyring is not None and keyring.failure() is None:
-            self.keyring_clients = _bus_connections(keyring.address or "")
+            self.keyring_clients = bus_connections(keyring.address or "")
         try:
             if kms is not None:
                 kms.stop()
@@ -167,7 +167,7 @@ class SessionServices:
             self.stop()
 
 
-def _bus_connections(address: str) -> int | None:
+def bus_connections(address: str) -> int | None:
     """How many connections a bus has accepted so far (its unique names count up).
 
     Each is a new client of gnome-keyring, and each new client risks its crash (see

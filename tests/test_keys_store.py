@@ -7,16 +7,17 @@ import json
 import os
 import subprocess
 import sys
-from contextlib import closing
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keyring
 import pytest
-import secretstorage
 from cryptography.hazmat.primitives import serialization
 from keyring.backend import KeyringBackend
 from keyring.backends import SecretService, chainer, fail, null
+from services import bus_connections
 
+from s3vault.embedded.keyring_session import PrivateKeyring
 from s3vault.errors import (
     ConflictError,
     ExitCode,
@@ -36,6 +37,7 @@ from s3vault.keys.material import (
     parse_rsa,
     validate_name,
 )
+from s3vault.keys.secret_service import SecretServiceKeyring
 from s3vault.keys.store import INDEX, PART_CHARS, KeyStore
 
 
@@ -59,15 +61,50 @@ def store(keyring_service: str) -> KeyStore:
 
 
 def entries(service: str) -> list[str]:
-    """Every keyring entry (its username) under ``service``, read with secretstorage."""
-    with closing(secretstorage.dbus_init()) as connection:
-        collection = secretstorage.get_default_collection(connection)
-        items = collection.search_items({"service": service})
-        return sorted(item.get_attributes()["username"] for item in items)
+    """Every keyring entry (its username) under ``service``, read with secretstorage
+    (on the store's kept connection: a new one may crash gnome-keyring 42)."""
+    collection = SecretServiceKeyring().get_preferred_collection()
+    items = collection.search_items({"service": service})
+    return sorted(item.get_attributes()["username"] for item in items)
 
 
 def test_the_session_keyring_is_a_real_secret_service(store: KeyStore) -> None:
     assert isinstance(store.backend, SecretService.Keyring)
+
+
+def test_the_store_keeps_one_connection_to_the_secret_service(
+    keyring_service: str, private_keyring: PrivateKeyring
+) -> None:
+    # keyring's own backend opens a D-Bus connection per call, each a new client of
+    # gnome-keyring, which version 42 may crash on (s3vault/keys/secret_service.py).
+    address = private_keyring.address or ""
+    before = bus_connections(address)
+    assert before is not None
+
+    def work(n: int) -> None:
+        store = KeyStore(keyring_service)  # a new store shares the process's connection
+        for i in range(10):
+            store.put(AesKey(f"conn-{n}-{i}", os.urandom(32)))
+            assert store.get(f"conn-{n}-{i}").name == f"conn-{n}-{i}"
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))
+    after = bus_connections(address)
+    assert after is not None
+    # 160 writes and 160 reads (and their index updates): at most the kept connection
+    # (if no earlier test made it) and the one that counted.
+    assert after - before <= 2
+    assert len(KeyStore(keyring_service).names()) == 80
+
+
+def test_a_lost_connection_is_made_again(store: KeyStore) -> None:
+    store.put(AesKey("before", os.urandom(32)))
+    address = os.environ["DBUS_SESSION_BUS_ADDRESS"]
+    SecretServiceKeyring._connections[address].close()  # as when the daemon restarts
+    with pytest.raises(KeyringUnavailableError):
+        store.get("before")
+    # The failed call dropped the broken connection: the next one opens a new one.
+    assert store.get("before").name == "before"
 
 
 # --- round trips ---------------------------------------------------------------------

@@ -377,9 +377,10 @@ def _open_secret_service(conn: DBusConnection) -> str:
     ``Label`` of ``/aliases/default``). Rare with one client at a time, within
     seconds with several, likelier on a busy machine. So: a method call first
     (``ReadAlias``), then the collection by its real path, never the alias (whose
-    lookup races too). The ``keyring`` library, under s3vault's key store, still
-    opens a new connection for each call and begins with that read: this is what
-    ended the test session's keyring mid-suite (see docs/development.md).
+    lookup races too). The ``keyring`` library opens a new connection for each
+    call and begins with that read: this is what ended the test session's keyring
+    mid-suite, until s3vault's key store kept one connection and asked this way too
+    (s3vault/keys/secret_service.py; docs/development.md).
     """
     import secretstorage
     from jeepney import DBusAddress, MessageType, new_method_call

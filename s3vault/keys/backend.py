@@ -2,7 +2,9 @@
 
 `usable_backend` accepts the OS keyrings that ship with `keyring` and refuses the
 rest (the `fail` and `null` backends, ``keyrings.alt``'s files, other third parties);
-`secret_service_backend` is the quick path to the Secret Service on Linux;
+`secret_service_backend` is the quick path to the Secret Service on Linux, which is
+always reached through `SecretServiceKeyring` (one kept D-Bus connection; see
+`keys.secret_service` for the gnome-keyring crash that avoids);
 `keyring_error` turns the keyring libraries' failures into a `KeyringUnavailableError`
 that says what to do.
 """
@@ -17,9 +19,10 @@ import keyring
 import keyring.core
 import keyring.errors
 from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail, null
+from keyring.backends import SecretService, chainer, fail, null
 
 from s3vault.errors import KeyringUnavailableError
+from s3vault.keys.secret_service import SecretServiceKeyring
 
 SERVER_HINT = (
     "Start a desktop session (its keyring unlocks at login) or gnome-keyring. On a server: "
@@ -42,13 +45,13 @@ def usable_backend(candidate: KeyringBackend) -> KeyringBackend:
     if isinstance(candidate, chainer.ChainerBackend):
         usable = [b for b in candidate.backends if _is_os_keyring(b)]
         if usable:
-            return usable[0]
+            return _ours(usable[0])
         raise KeyringUnavailableError(
             "no OS keyring service is running (no usable keyring backend was found)",
             hint=SERVER_HINT,
         )
     if _is_os_keyring(candidate):
-        return candidate
+        return _ours(candidate)
     if isinstance(candidate, fail.Keyring | null.Keyring):
         raise KeyringUnavailableError("no OS keyring service is running", hint=SERVER_HINT)
     raise KeyringUnavailableError(
@@ -70,7 +73,6 @@ def secret_service_backend() -> KeyringBackend | None:
         return None
     if getattr(keyring.core, "_keyring_backend", None) is not None:
         return None  # already chosen (or set with keyring.set_keyring): respect it
-    from keyring.backends import SecretService
     from keyring.util import platform_
 
     if (Path(platform_.config_root()) / "keyringrc.cfg").exists():
@@ -80,13 +82,22 @@ def secret_service_backend() -> KeyringBackend | None:
         usable = SecretService.Keyring.priority > 0  # raises when there is no service
     except Exception:  # keyring signals "not viable" with any exception
         return None
-    return SecretService.Keyring() if usable else None
+    return SecretServiceKeyring() if usable else None
 
 
 def _is_os_keyring(backend: KeyringBackend) -> bool:
+    if isinstance(backend, SecretServiceKeyring):
+        return True
     return type(backend).__module__.startswith("keyring.backends.") and not isinstance(
         backend, fail.Keyring | null.Keyring | chainer.ChainerBackend
     )
+
+
+def _ours(backend: KeyringBackend) -> KeyringBackend:
+    """keyring's Secret Service backend becomes ours (one kept connection)."""
+    if type(backend) is SecretService.Keyring:
+        return SecretServiceKeyring.replacing(backend)
+    return backend
 
 
 def keyring_error(exc: Exception, action: str) -> KeyringUnavailableError:

@@ -346,9 +346,9 @@ class KeyStore:
 
 
 _KEYRING_CALLS = threading.Lock()
-"""One keyring call at a time per process. Each Secret Service call opens its own D-Bus
-connection; eight worker threads doing that at once (a bulk rotation, the sync
-engine's uploads) made gnome-keyring drop connections in our tests."""
+"""One keyring call at a time per process: the Secret Service backend keeps one D-Bus
+connection for the process (keys/secret_service.py), and jeepney's blocking connection
+under it is not thread-safe. Workers (a bulk rotation, the sync engine) take turns."""
 
 
 def _part(entry: str, slot: str, i: int) -> str:

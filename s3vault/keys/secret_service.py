@@ -1,0 +1,147 @@
+"""The Secret Service (GNOME Keyring, KWallet) over one D-Bus connection per process.
+
+`keyring`'s own Secret Service backend opens a new D-Bus connection for every call,
+and each new connection's first request is a property read (secretstorage's
+``Collection()`` reads the default collection's ``Label``). gnome-keyring 42 (Debian
+12: 42.1) registers a new client asynchronously, from a callback queued on GDBus's
+worker thread; a property read dispatched before that finds no client, returns
+neither a value nor an error, and GLib aborts the daemon (its log:
+``gkd_secret_service_get_pkcs11_session: assertion 'client' failed``,
+``invoke_get_property_in_idle_cb: assertion failed: (error != NULL)``). The user's
+keyring is then gone until they log in again, and every key read after it fails. It
+is rare for one call, but a bulk rotation or an agent and a CLI together make
+thousands of calls; it ended our test session's keyring mid-suite several times.
+
+`SecretServiceKeyring` is that backend with two changes: one connection per bus
+address, kept for the life of the process (dropped and made again after a failure,
+so a keyring restarted at the next login is found again), whose first request is a
+method call (``ReadAlias``); and the default collection opened by its real path,
+never through the alias, whose lookup races the same way.
+
+Not thread-safe, like jeepney's blocking connection under it: callers serialise
+their calls (`KeyStore` holds one lock around every keyring call of the process).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, ClassVar
+
+from keyring.backends import SecretService
+from keyring.errors import InitError, KeyringLocked, PasswordDeleteError
+
+if TYPE_CHECKING:
+    from jeepney.io.blocking import DBusConnection
+    from secretstorage import Collection
+
+_BUS_NAME = "org.freedesktop.secrets"
+_DEFAULT_ALIAS = "default"
+_NO_OBJECT = "/"
+
+
+class SecretServiceKeyring(SecretService.Keyring):  # type: ignore[misc]
+    """`keyring`'s Secret Service backend over one kept connection (module docstring)."""
+
+    _connections: ClassVar[dict[str, DBusConnection]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def get_preferred_collection(self) -> Collection:
+        import secretstorage
+
+        connection = self._connection()
+        try:
+            # The first request on a new connection must be a method call.
+            path = _read_default_alias(connection)
+            # A collection chosen in keyring's config file, as keyring's backend does.
+            path = getattr(self, "preferred_collection", None) or path
+            if path == _NO_OBJECT:
+                # No default collection yet (a fresh keyring): make one, as keyring does.
+                collection = secretstorage.create_collection(connection, "Default", _DEFAULT_ALIAS)
+            else:
+                collection = secretstorage.Collection(connection, path)
+        except secretstorage.exceptions.SecretStorageException as exc:
+            self.forget_connection()
+            raise InitError(f"Failed to open the collection: {exc}.") from exc
+        if collection.is_locked():
+            collection.unlock()
+            if collection.is_locked():  # the user dismissed the prompt
+                raise KeyringLocked("Failed to unlock the collection!")
+        return collection
+
+    @classmethod
+    def replacing(cls, backend: SecretService.Keyring) -> SecretServiceKeyring:
+        """This backend in place of keyring's, keeping its configured collection."""
+        ours = cls()
+        if hasattr(backend, "preferred_collection"):
+            ours.preferred_collection = backend.preferred_collection  # type: ignore[attr-defined]
+        return ours
+
+    def get_password(self, service: str, username: str) -> str | None:
+        with self._forgetting_on_error():
+            result: str | None = super().get_password(service, username)
+            return result
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        with self._forgetting_on_error():
+            super().set_password(service, username, password)
+
+    def delete_password(self, service: str, username: str) -> None:
+        with self._forgetting_on_error():
+            super().delete_password(service, username)
+
+    # ---- the connection ----------------------------------------------------------
+
+    @classmethod
+    def _connection(cls) -> DBusConnection:
+        import secretstorage
+
+        address = os.environ.get("DBUS_SESSION_BUS_ADDRESS", "")
+        with cls._lock:
+            connection = cls._connections.get(address)
+            if connection is None:
+                connection = secretstorage.dbus_init()
+                cls._connections[address] = connection
+            return connection
+
+    @classmethod
+    def forget_connection(cls) -> None:
+        """Close this bus's connection; the next call opens a new one."""
+        address = os.environ.get("DBUS_SESSION_BUS_ADDRESS", "")
+        with cls._lock:
+            connection = cls._connections.pop(address, None)
+        if connection is not None:
+            with suppress(OSError):
+                connection.close()
+
+    @contextmanager
+    def _forgetting_on_error(self) -> Iterator[None]:
+        """A failed call may have left the connection broken (the daemon restarted):
+        the next call opens a new one. Not after "no such entry" or a dismissed
+        unlock prompt: the connection is fine then."""
+        try:
+            yield
+        except (PasswordDeleteError, KeyringLocked):
+            raise
+        except Exception:
+            self.forget_connection()
+            raise
+
+
+def _read_default_alias(connection: DBusConnection) -> str:
+    """The default collection's object path, "/" if there is none: a method call."""
+    from jeepney import DBusAddress, MessageType, new_method_call
+    from secretstorage import defines
+    from secretstorage.exceptions import SecretServiceNotAvailableException
+
+    service = DBusAddress(
+        defines.SS_PATH, bus_name=_BUS_NAME, interface=defines.SS_PREFIX + "Service"
+    )
+    reply = connection.send_and_get_reply(
+        new_method_call(service, "ReadAlias", "s", (_DEFAULT_ALIAS,))
+    )
+    if reply.header.message_type is MessageType.error:
+        raise SecretServiceNotAvailableException(f"ReadAlias failed: {reply.body}")
+    return str(reply.body[0])
