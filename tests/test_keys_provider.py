@@ -100,7 +100,7 @@ def test_raw_key_round_trip(
     assert materials.data_key.hex() not in repr(materials)
     envelope = envelope_of(materials, content_cipher)
     assert provider.decrypt_data_key(envelope) == (materials.data_key, "k")
-    assert provider.object_key(envelope.description) == key
+    assert provider.described_key(envelope.description) == key
 
 
 @pytest.mark.parametrize("kind", ["aes", "rsa"])
@@ -177,7 +177,7 @@ def test_no_key_opens_is_key_missing(provider: KeyProvider, store: KeyStore) -> 
         provider.decrypt_data_key(envelope)
     with pytest.raises(KeyMissingError, match=re.escape('its description is {"p": "q"}')):
         provider.decrypt_data_key(replace(envelope, description={"p": "q"}))
-    assert provider.object_key(envelope.description) is None
+    assert provider.described_key(envelope.description) is None
 
 
 def test_the_named_key_with_other_material_is_an_integrity_error(
@@ -227,7 +227,7 @@ def test_a_hostile_description_name_is_no_match(
     store.put(AesKey("k", os.urandom(32)))
     materials = provider.encryption_materials(CEK_GCM, key_name="k")
     envelope = replace(envelope_of(materials, CEK_GCM), description={"s3vault-key": name})
-    assert provider.object_key(envelope.description) is None
+    assert provider.described_key(envelope.description) is None
     assert provider.decrypt_data_key(envelope)[1] == "k"
 
 

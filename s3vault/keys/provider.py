@@ -217,7 +217,7 @@ class KeyProvider:
 
     # --- decrypting -------------------------------------------------------------
 
-    def object_key(self, description: Mapping[str, str]) -> MasterKey | None:
+    def described_key(self, description: Mapping[str, str]) -> MasterKey | None:
         """The stored key that the description names, if this store has it."""
         return self.raw_key(description.get(DESCRIPTION_KEY))
 

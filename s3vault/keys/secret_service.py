@@ -13,7 +13,8 @@ is rare for one call, but a bulk rotation or an agent and a CLI together make
 thousands of calls; it ended our test session's keyring mid-suite several times.
 
 `SecretServiceKeyring` is that backend with two changes: one connection per bus
-address, kept for the life of the process (dropped and made again after a failure,
+address, kept for the life of the process (keyring's get/set/delete close it after
+each call: ours are the same calls without that) (dropped and made again after a failure,
 so a keyring restarted at the next login is found again), whose first request is a
 method call (``ReadAlias``); and the default collection opened by its real path,
 never through the alias, whose lookup races the same way.
@@ -79,18 +80,31 @@ class SecretServiceKeyring(SecretService.Keyring):  # type: ignore[misc]
             ours.preferred_collection = backend.preferred_collection  # type: ignore[attr-defined]
         return ours
 
+    # keyring's own get/set/delete close the connection after each call: these are
+    # the same calls, without that.
+
     def get_password(self, service: str, username: str) -> str | None:
         with self._forgetting_on_error():
-            result: str | None = super().get_password(service, username)
-            return result
+            collection = self.get_preferred_collection()
+            for item in collection.search_items(self._query(service, username)):
+                self.unlock(item)
+                return str(item.get_secret().decode("utf-8"))
+            return None
 
     def set_password(self, service: str, username: str, password: str) -> None:
         with self._forgetting_on_error():
-            super().set_password(service, username, password)
+            collection = self.get_preferred_collection()
+            attributes = self._query(service, username, application=self.appid)
+            label = f"Password for '{username}' on '{service}'"
+            collection.create_item(label, attributes, password.encode("utf-8"), replace=True)
 
     def delete_password(self, service: str, username: str) -> None:
         with self._forgetting_on_error():
-            super().delete_password(service, username)
+            collection = self.get_preferred_collection()
+            for item in collection.search_items(self._query(service, username)):
+                item.delete()
+                return
+            raise PasswordDeleteError("No such password!")
 
     # ---- the connection ----------------------------------------------------------
 
