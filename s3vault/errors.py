@@ -19,7 +19,7 @@ Exit codes (also in the README):
 6     service unreachable: S3, KMS or the OS keyring did not answer
 7     access denied: credentials missing or refused
 8     conflict: existing state differs (key name taken by other material,
-      object changed concurrently)
+      object changed concurrently, a folder another process is syncing)
 9     refused by policy: legacy format without --allow-legacy, an object
       that is not encrypted, object too large for the format, envelope over
       S3's metadata limit

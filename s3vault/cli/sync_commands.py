@@ -182,7 +182,9 @@ def _handed_to_agent(folder_id: str, *, force: bool, as_json: bool) -> bool:
             owned = any(f.get("folder") == folder_id for f in agent.status()["folders"])
             if owned and not force:
                 agent.sync_now()
-    except S3VaultError:
+    except (S3VaultError, OSError):
+        # No agent, or one that does not answer (a stale socket, a timeout): this
+        # process syncs, under the folder lock.
         return False
     if not owned:
         return False
