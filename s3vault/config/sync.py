@@ -245,6 +245,10 @@ class FolderSettings(_Section):
         """The object key of a file: ``prefix`` + its POSIX path under the root."""
         return self.prefix + relpath
 
+    def local_path(self, relpath: str) -> Path:
+        """The local file of a POSIX path under the root (the inverse of a scan's path)."""
+        return self.path.joinpath(*relpath.split("/"))
+
     def relpath_of(self, key: str) -> str | None:
         """The inverse of `object_key`; None for a key outside the prefix."""
         if not key.startswith(self.prefix) or key == self.prefix:

@@ -17,7 +17,6 @@ import os
 import secrets
 from collections.abc import Collection
 from datetime import UTC, datetime
-from pathlib import Path
 
 from s3vault.config.sync import FolderSettings
 from s3vault.errors import NotFoundError, S3VaultError
@@ -49,10 +48,6 @@ class Ownership:
 
     def is_own(self, token: str | None) -> bool:
         return bool(token) and str(token).startswith(self.writer + ".")
-
-    def local(self, path: str) -> Path:
-        """The local file at the folder-relative POSIX ``path``."""
-        return self.folder.path.joinpath(*path.split("/"))
 
     # ---- relearning ------------------------------------------------------------------
 
@@ -118,7 +113,9 @@ class Ownership:
         if row.content_hash == UNKNOWN_HASH:
             return False
         try:
-            now = os.stat(self.local(row.path), follow_symlinks=self.folder.follow_symlinks)
+            now = os.stat(
+                self.folder.local_path(row.path), follow_symlinks=self.folder.follow_symlinks
+            )
         except OSError:
             return False
         return (now.st_size, now.st_mtime_ns) == (row.size, row.mtime_ns)
@@ -129,7 +126,7 @@ class Ownership:
         size = self.vault.sealed_plaintext_size(head)
         mtime = head.metadata.get(MTIME_METADATA, "")
         digest = UNKNOWN_HASH
-        full = self.local(path)
+        full = self.folder.local_path(path)
         try:
             now = os.stat(full, follow_symlinks=self.folder.follow_symlinks)
             if mtime.isdigit() and (now.st_size, now.st_mtime_ns) == (size, int(mtime)):

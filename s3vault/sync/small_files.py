@@ -128,7 +128,7 @@ class _SmallFiles:
 
     def _prepare(self, action: Upload) -> SealedPut | None:
         """The file read, hashed and sealed; None when it was reported already."""
-        full = self.uploads.ownership.local(action.path)
+        full = self.folder.local_path(action.path)
         try:
             data, before = _read_whole(full, follow_symlinks=self.folder.follow_symlinks)
         except _TooBig:

@@ -160,7 +160,7 @@ class Uploads:
         self.runner.guarded(action.path, self.tally, lambda: self._upload_once(action))
 
     def _upload_once(self, action: Upload, *, relearned: bool = False) -> None:
-        full = self.ownership.local(action.path)
+        full = self.folder.local_path(action.path)
         try:
             before = os.stat(full)
             # Hashed before the upload; Vault.put then checks that size, mtime and

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from s3vault.errors import S3VaultError
-from s3vault.remote.native import IN_FLIGHT, NativeS3, PutOutcome, PutRequest, supports_key
 from s3vault.remote.objects import Written
 from s3vault.remote.s3 import S3Remote
 from s3vault.vault.results import SealedObject
+
+if TYPE_CHECKING:
+    from s3vault.remote.native import PutOutcome, PutRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +47,6 @@ class SealedOutcome:
     error: S3VaultError | None = None
 
 
-def can_put_sealed(key: str) -> bool:
-    """Whether the native path can address ``key`` exactly as S3 stores it."""
-    return supports_key(key)
-
-
 def put_sealed_many(
     remote: S3Remote,
     puts: Iterable[SealedPut],
@@ -63,6 +60,9 @@ def put_sealed_many(
     ``puts`` is consumed lazily (make them with a generator: bodies stay few in
     memory); ``on_done`` runs on this thread. See `NativeS3.put_many`.
     """
+    # Imported here: obstore costs about 0.2 s at start-up, and only sync needs it.
+    from s3vault.remote.native import IN_FLIGHT, NativeS3, PutRequest
+
     native = NativeS3.for_remote(remote)
 
     def requests() -> Iterator[PutRequest]:

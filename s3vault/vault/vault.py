@@ -51,7 +51,7 @@ from s3vault.vault.envelopes import (
 from s3vault.vault.listing import list_with_envelopes
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.results import GetResult, PrefixEntry, PutResult, SealedObject
-from s3vault.vault.sealed_puts import SealedOutcome, SealedPut, can_put_sealed, put_sealed_many
+from s3vault.vault.sealed_puts import SealedOutcome, SealedPut, put_sealed_many
 from s3vault.vault.streams import (
     EncryptingReader,
     check_unchanged,
@@ -461,7 +461,9 @@ class Vault:
 
     def can_put_sealed(self, key: str) -> bool:
         """Whether `put_sealed_many` can store an object at ``key`` (else use `put`)."""
-        return can_put_sealed(key)
+        from s3vault.remote.native import supports_key  # obstore: only when sync asks
+
+        return supports_key(key)
 
     def put_sealed_many(
         self,
