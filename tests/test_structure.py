@@ -33,6 +33,9 @@ ALLOWED: dict[str, set[str]] = {
     "sync": {"errors", "config", "etag", "localfile", "vault"},
     "agent": {"errors", "config", "keys", "vault", "sync"},
     "embedded": {"errors"},
+    # The desktop app: a face like the CLI, over the vault and the agent's socket; it
+    # never runs the sync engine (only the agent does).
+    "gui": {"errors", "config", "keys", "vault", "agent", "localfile", "etag", ""},
     "cli": {
         "errors",
         "config",
@@ -43,6 +46,7 @@ ALLOWED: dict[str, set[str]] = {
         "sync",
         "agent",
         "embedded",
+        "gui",  # only `s3vault gui`, lazily: the extra `gui` may be absent
         "",  # s3vault/__init__.py: the version
     },
     "__main__": {"cli"},

@@ -33,6 +33,7 @@ Examples:
   s3vault rotate s3://my-vault/ --recursive --to-key laptop-2027
   s3vault sync ~/Documents s3://my-vault/laptop/documents
   s3vault agent && s3vault status
+  s3vault gui
 
 Exit codes: 0 ok, 1 unexpected error, 2 usage or config error, 3 not found,
 4 integrity failure, 5 key missing, 6 service unreachable, 7 access denied,
@@ -74,6 +75,7 @@ COMMANDS = {
     "key": "s3vault.cli.key_commands:key_group",
     "config": "s3vault.cli.config_commands:config_group",
     "demo": "s3vault.cli.demo_command:demo",
+    "gui": "s3vault.cli.gui_command:gui",
     "agent": "s3vault.cli.agent_commands:agent",
     "status": "s3vault.cli.agent_commands:status",
     "pause": "s3vault.cli.agent_commands:pause",

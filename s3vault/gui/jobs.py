@@ -1,0 +1,127 @@
+"""Slow work off the UI thread: a `Job` runs a function in a thread pool and reports
+back with Qt signals, which arrive on the UI thread (queued connections).
+
+    job = ctx.jobs.start("list s3://b/p/", lambda job: vault.list(...), on_done=show)
+    job.cancel()    # the function sees job.cancelled / job.check() between its parts
+
+Cancellation is a flag the work checks between parts (a file, a page, an object):
+Python threads cannot be interrupted, and a half-written part must end cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from s3vault.gui.messages import Problem, problem_of
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """Raised by `Job.check` once the job was cancelled; ends the job quietly."""
+
+
+class _Signals(QObject):
+    progress = Signal(object)  # whatever the work reports (its views know the shape)
+    done = Signal(object)  # the work's return value
+    failed = Signal(object)  # a Problem
+    cancelled = Signal()
+    finished = Signal()  # after done, failed or cancelled
+
+
+class Job(QRunnable):
+    """One piece of work for the pool; build it with `JobRunner.start`."""
+
+    def __init__(self, name: str, work: Callable[[Job], Any]) -> None:
+        super().__init__()
+        self.setAutoDelete(False)  # the runner holds it until `finished`
+        self.name = name
+        self.signals = _Signals()
+        self._work = work
+        self._cancel = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def check(self) -> None:
+        """Raise `Cancelled` if the job was cancelled (call it between parts)."""
+        if self._cancel.is_set():
+            raise Cancelled
+
+    def report(self, value: object) -> None:
+        """Send a progress value to the UI thread."""
+        self.signals.progress.emit(value)
+
+    def run(self) -> None:
+        try:
+            result = self._work(self)
+        except Cancelled:
+            self.signals.cancelled.emit()
+        except BaseException as exc:  # every failure becomes a message, never a crash
+            if self.cancelled:
+                self.signals.cancelled.emit()
+            else:
+                self.signals.failed.emit(problem_of(exc))
+        else:
+            if self.cancelled:
+                self.signals.cancelled.emit()
+            else:
+                self.signals.done.emit(result)
+        finally:
+            self.signals.finished.emit()
+
+
+class JobRunner(QObject):
+    """The app's thread pool; keeps each job alive until it has finished."""
+
+    def __init__(self, max_threads: int = 4, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self._running: set[Job] = set()
+
+    def start(
+        self,
+        name: str,
+        work: Callable[[Job], Any],
+        *,
+        on_done: Callable[[Any], None] | None = None,
+        on_failed: Callable[[Problem], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+        on_cancelled: Callable[[], None] | None = None,
+    ) -> Job:
+        job = Job(name, work)
+        if on_done is not None:
+            job.signals.done.connect(on_done)
+        if on_failed is not None:
+            job.signals.failed.connect(on_failed)
+        if on_progress is not None:
+            job.signals.progress.connect(on_progress)
+        if on_cancelled is not None:
+            job.signals.cancelled.connect(on_cancelled)
+        job.signals.finished.connect(lambda: self._running.discard(job))
+        self._running.add(job)
+        self.pool.start(job)
+        return job
+
+    @property
+    def running(self) -> list[Job]:
+        return list(self._running)
+
+    def cancel_all(self) -> None:
+        for job in list(self._running):
+            job.cancel()
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Cancel everything and wait for the pool (at quit); False if work is still running."""
+        self.cancel_all()
+        return bool(self.pool.waitForDone(timeout_ms))
