@@ -83,6 +83,11 @@ class TransferSettings(_Section):
 
 class Config(_Section):
     version: Literal[1] = 1
+    managed_by: str | None = Field(
+        default=None,
+        description="Set by automation (e.g. 'ansible', 'terraform') that owns this file: "
+        "the desktop app then shows the settings read-only",
+    )
     s3: S3Settings = Field(default_factory=S3Settings)
     kms: KmsSettings = Field(default_factory=KmsSettings)
     keyring: KeyringSettings = Field(default_factory=KeyringSettings)
