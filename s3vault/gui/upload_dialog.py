@@ -11,9 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    SignalInstance,
+)
 from PySide6.QtWidgets import (
     QAbstractButton,
     QDialog,
@@ -29,9 +35,6 @@ from PySide6.QtWidgets import (
 )
 
 from s3vault.gui.upload_run import FileEvent, State
-
-if TYPE_CHECKING:
-    from s3vault.gui.uploads import UploadSession
 
 CANCEL = "cancel"
 
@@ -166,10 +169,23 @@ class UploadModel(QAbstractTableModel):
 # ---- the window ----------------------------------------------------------------------
 
 
+class Session(Protocol):
+    """What the window needs of an `uploads.UploadSession`."""
+
+    model: UploadModel
+    changed: SignalInstance
+    running: bool
+
+    def counts(self) -> tuple[int, int]: ...
+    def status_text(self) -> str: ...
+    def cancel(self) -> None: ...
+    def retry_failed(self) -> None: ...
+
+
 class UploadWindow(QDialog):
     """The progress of one drop; stays open after the end to show what happened."""
 
-    def __init__(self, session: UploadSession, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.setWindowTitle("s3vault: upload")
