@@ -9,6 +9,7 @@ list is bounded (`activity.MAX_ENTRIES`), so a plain proxy model stays fast.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
@@ -41,12 +42,19 @@ class ActivityFilter(QSortFilterProxyModel):
         self.setSourceModel(log)
 
     def set_text(self, text: str) -> None:
-        self._text = text.strip().casefold()
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_text", text.strip().casefold()))
 
     def set_problems_only(self, problems_only: bool) -> None:
-        self._problems_only = problems_only
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_problems_only", problems_only))
+
+    def _refilter(self, change: Callable[[], None]) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9 deprecates invalidateFilter
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:
         entry = self._log.entry(row)
