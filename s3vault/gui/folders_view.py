@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from s3vault.config.sync import FolderSettings
+from s3vault.errors import S3VaultError
 from s3vault.gui.context import AppContext
 from s3vault.gui.folder_details import FolderDetails, ProgressDelegate
 from s3vault.gui.folder_dialog import AddFolderDialog, remove_folder
@@ -144,16 +145,17 @@ class FoldersView(QWidget):
 
     def refresh(self) -> None:
         """Rebuild the rows from the config and the last snapshot (changed rows only)."""
-        keep = self._selected_id
         self.model.update(folder_statuses(self.ctx.config.folders, self._snapshot))
-        if (
-            keep is not None
-            and self.model.row_of(keep) is not None
-            and not self.table.selectionModel().hasSelection()
-        ):
-            self.select(keep)
-        if self._selected_id is None and self.model.rowCount() > 0:
-            self.table.selectRow(0)
+        if not self.table.selectionModel().hasSelection():
+            # A reset (the folder set changed) drops the selection: keep the same
+            # folder selected, else the first one, so the details pane shows something.
+            keep = self._selected_id
+            if keep is not None and self.model.row_of(keep) is not None:
+                self.select(keep)
+            elif self.model.rowCount() > 0:
+                self.table.selectRow(0)
+            else:
+                self._selected_id = None
         self._update_actions()
         self.details.show_status(self.selected())
 
@@ -351,7 +353,7 @@ class FoldersView(QWidget):
     def _config_written(self, select: str | None) -> None:
         try:
             self.ctx.reload_config()  # config_changed refreshes the rows
-        except Exception as exc:  # the file changed under us: say so, keep the old config
+        except S3VaultError as exc:  # the file changed under us: say so, keep the old one
             problem = problem_of(exc)
             self.ctx.activity.add("config", str(self.ctx.config_path), problem.text(), "error")
             show_problem(self, problem)
