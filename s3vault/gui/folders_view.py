@@ -75,7 +75,7 @@ class FoldersView(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(STATE, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
-        self.table.doubleClicked.connect(lambda _index: self.open_folder())
+        self.table.activated.connect(lambda _index: self.open_folder())  # Enter or double-click
 
         self.add_button = self._button("Add folder…", "Add a synced folder", self.add_folder)
         self.remove_button = self._button(
