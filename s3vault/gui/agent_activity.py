@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any, Literal, NamedTuple
 
+from s3vault.gui.folder_status import mappings
 from s3vault.gui.status_text import report_summary
 
 Level = Literal["info", "done", "warning", "error"]
@@ -37,12 +38,13 @@ class AgentFeed:
     def entries(self, snapshot: Mapping[str, Any]) -> list[AgentEntry]:
         """The snapshot's entries not passed on before, oldest first."""
         paths = {
-            str(f.get("folder")): str(f.get("path") or "") for f in _dicts(snapshot.get("folders"))
+            str(f.get("folder")): str(f.get("path") or "")
+            for f in mappings(snapshot.get("folders"))
         }
         out: list[AgentEntry] = []
         files = snapshot.get("files")
         failed_files: set[tuple[str, str]] = set()
-        for f in _dicts(files):
+        for f in mappings(files):
             folder, path = str(f.get("folder") or ""), str(f.get("path") or "")
             action = str(f.get("action") or "sync")
             message = str(f.get("message") or _DONE.get(action, action))
@@ -56,7 +58,7 @@ class AgentFeed:
             key: tuple[str, ...] = ("files", folder, path, action, message)
             if self._fresh("files", folder, f.get("time"), key):
                 out.append(AgentEntry(_time(f), action, _item(paths, folder, path), message, level))
-        for e in _dicts(snapshot.get("errors")):
+        for e in mappings(snapshot.get("errors")):
             folder, path = str(e.get("folder") or ""), str(e.get("path") or "")
             if (folder, path) in failed_files:
                 continue  # the per-file results (protocol 2) said it already
@@ -65,7 +67,7 @@ class AgentFeed:
             key = ("errors", folder, path, message)
             if self._fresh("errors", folder, e.get("time"), key):
                 out.append(AgentEntry(_time(e), "sync", _item(paths, folder, path), message, level))
-        for event in _dicts(snapshot.get("recent")):
+        for event in mappings(snapshot.get("recent")):
             entry = _event_entry(event, paths)
             folder = str(event.get("folder") or "")
             key = ("recent", folder, str(event.get("event")))
@@ -134,7 +136,3 @@ def _item(paths: Mapping[str, str], folder: str, path: str) -> str:
 def _time(entry: Mapping[str, Any]) -> float:
     value = entry.get("time")
     return float(value) if isinstance(value, (int, float)) else 0.0
-
-
-def _dicts(value: object) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []

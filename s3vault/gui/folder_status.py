@@ -105,7 +105,7 @@ def folder_statuses(
     if snapshot is None:
         return [FolderStatus(f.folder_id, str(f.path), NOT_RUNNING) for f in config_folders]
     agent_folders = {
-        str(f.get("folder")): f for f in _dicts(snapshot.get("folders")) if f.get("folder")
+        str(f.get("folder")): f for f in mappings(snapshot.get("folders")) if f.get("folder")
     }
     rows = []
     for settings in config_folders:
@@ -166,7 +166,7 @@ def _problems(folder_id: str, snapshot: Snapshot) -> tuple[FileProblem, ...]:
     problems: list[FileProblem] = []
     conflict_list = snapshot.get("conflicts")
     has_conflict_list = isinstance(conflict_list, list)
-    for c in _dicts(conflict_list):
+    for c in mappings(conflict_list):
         if c.get("folder") == folder_id:
             reason = str(c.get("reason") or c.get("message") or "conflict")
             problems.append(
@@ -175,7 +175,7 @@ def _problems(folder_id: str, snapshot: Snapshot) -> tuple[FileProblem, ...]:
                 )
             )
     conflict_paths = {p.path for p in problems}
-    for e in _dicts(snapshot.get("errors")):
+    for e in mappings(snapshot.get("errors")):
         if e.get("folder") != folder_id:
             continue
         path, message = str(e.get("path", "")), str(e.get("message", ""))
@@ -189,7 +189,8 @@ def _problems(folder_id: str, snapshot: Snapshot) -> tuple[FileProblem, ...]:
     return tuple(problems)
 
 
-def _dicts(value: object) -> list[Mapping[str, Any]]:
+def mappings(value: object) -> list[Mapping[str, Any]]:
+    """The objects of a snapshot list (anything else in it, or a missing list: none)."""
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
