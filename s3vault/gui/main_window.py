@@ -111,3 +111,6 @@ class MainWindow(QMainWindow):
         if handler is not None and not handler(event):
             return
         event.accept()
+
+
+
