@@ -75,7 +75,7 @@ class KeysModel(QAbstractTableModel):
 
     # ---- reading ---------------------------------------------------------------------
 
-    def keys(self) -> list[KeyInfo]:
+    def key_infos(self) -> list[KeyInfo]:
         return list(self._keys)
 
     def key_at(self, row: int) -> KeyInfo | None:
