@@ -169,7 +169,7 @@ def test_importing_a_cli_export_file_and_pasted_text(
     qtbot: Any, ctx: AppContext, run_cli: Any, keyring_service: str, tmp_path: Path
 ) -> None:
     exported = tmp_path / "rsa.pem"
-    assert run_cli("key", "generate", "src", "--type", "rsa2048").returncode == 0
+    KeyStore(keyring_service).put(generate_key("src", "rsa2048"))
     r = run_cli("key", "export", "src", "--file", exported, "--yes")
     assert r.returncode == 0, r.stderr
     view = shown_view(qtbot, ctx)
@@ -260,7 +260,8 @@ def test_export_writes_a_private_file_the_cli_imports_back_and_never_overwrites_
     again.replace_box.setChecked(True)
     with qtbot.waitSignal(again.exported, timeout=WAIT_MS):
         again.ok_button.click()
-    assert base64.b64decode(target.read_bytes()) == store.get(gui_key).secret  # type: ignore[union-attr]
+    key = store.get(gui_key)
+    assert isinstance(key, AesKey) and base64.b64decode(target.read_bytes()) == key.secret
 
 
 def test_delete_is_refused_while_an_object_uses_the_key_and_allowed_after(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -78,6 +78,8 @@ class _NamedKeyDialog(QDialog):
 
     def __init__(self, parent: QWidget | None, title: str, ok_text: str) -> None:
         super().__init__(parent)
+        # Gone once answered: the view has taken what it needs in `accepted`.
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.setWindowTitle(title)
         self.setAccessibleName(title)
         self.name_edit = QLineEdit()

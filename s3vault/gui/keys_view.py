@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QObject, QPoint, Qt
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from s3vault.errors import ConflictError
 from s3vault.gui.context import AppContext
 from s3vault.gui.jobs import Job
 from s3vault.gui.key_dialogs import (
@@ -56,10 +55,30 @@ NO_PLACES_HINT = (
     "Objects using each key are not counted: no buckets configured (list them under "
     "`buckets:` in the config, or add a synced folder)."
 )
-IN_USE_HINT = (
-    "Rotate those objects to another key first (`s3vault rotate s3://BUCKET/ --recursive "
-    "--from-key NAME --to-key NEW`), then delete the key."
-)
+
+
+class _Reply(QObject):
+    """Hands one job's result to a view's callbacks, only while the view exists (a
+    child of it: PySide drops calls to a deleted receiver) and while ``active`` (a
+    count that was cancelled after its result was already on its way)."""
+
+    def __init__(
+        self, parent: QObject, on_done: Callable[[Any], None], on_failed: Callable[[Problem], None]
+    ) -> None:
+        super().__init__(parent)
+        self.active = True
+        self._on_done = on_done
+        self._on_failed = on_failed
+
+    def done(self, result: Any) -> None:
+        if self.active:
+            self._on_done(result)
+        self.deleteLater()
+
+    def failed(self, problem: Problem) -> None:
+        if self.active:
+            self._on_failed(problem)
+        self.deleteLater()
 
 
 class KeysView(QWidget):
@@ -79,6 +98,7 @@ class KeysView(QWidget):
         self.model = KeysModel(self)
         self.list_job: Job | None = None
         self.count_job: Job | None = None
+        self._count_reply: _Reply | None = None
         self.loaded = False
         self._count_cancelled = False
         # The open dialog or message box of the last action (tests drive them).
@@ -95,7 +115,6 @@ class KeysView(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
-        self.table.doubleClicked.connect(lambda _: self.make_current())
 
         self.buttons: dict[str, QPushButton] = {}
         bar = QHBoxLayout()
@@ -128,7 +147,7 @@ class KeysView(QWidget):
         layout.addWidget(self.status)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self._update_buttons()
-        ctx.config_changed.connect(self.refresh)
+        ctx.config_changed.connect(self._config_changed)
 
     # ---- the list and the counts -----------------------------------------------------
 
@@ -143,25 +162,45 @@ class KeysView(QWidget):
         super().hideEvent(event)
         self.cancel_count()
 
+    def _config_changed(self) -> None:
+        if self.isVisible():
+            self.refresh()
+        else:
+            self.loaded = False  # listed again when shown
+
     def cancel_count(self) -> None:
         """Stop counting (the view went away); showing the view counts again."""
         if self.count_job is not None:
             self.count_job.cancel()
             self.count_job = None
             self._count_cancelled = True
+        if self._count_reply is not None:
+            self._count_reply.active = False
+            self._count_reply = None
 
-    def refresh(self) -> Job:
-        """List the keys (a job), then count the objects using them."""
+    def _start(
+        self,
+        name: str,
+        work: Callable[[Job], Any],
+        on_done: Callable[[Any], None],
+        on_failed: Callable[[Problem], None],
+    ) -> tuple[Job, _Reply]:
+        reply = _Reply(self, on_done, on_failed)
+        job = self.ctx.jobs.start(
+            name, work, on_done=reply.done, on_failed=reply.failed, on_cancelled=reply.deleteLater
+        )
+        return job, reply
+
+    def refresh(self, *, count: bool = True) -> Job:
+        """List the keys (a job) and, with ``count``, count the objects using them."""
         if self.list_job is not None:
             self.list_job.cancel()
         keystore = self.keystore
-        self.list_job = self.ctx.jobs.start(
-            "list keys",
-            lambda job: keystore().list(),
-            on_done=self._listed,
-            on_failed=self._list_failed,
+        self.list_job, _ = self._start(
+            "list keys", lambda job: keystore().list(), self._listed, self._list_failed
         )
-        self.start_count()
+        if count:
+            self.start_count()
         return self.list_job
 
     def start_count(self) -> Job | None:
@@ -179,11 +218,10 @@ class KeysView(QWidget):
         def work(job: Job) -> tuple[Counter[str], str]:
             return count_objects_by_key(ctx.vault(), places, job.check), where
 
-        job = self.ctx.jobs.start(
-            "count objects by key", work, on_done=self._counted, on_failed=self._count_failed
+        self.count_job, self._count_reply = self._start(
+            "count objects by key", work, self._counted, self._count_failed
         )
-        self.count_job = job
-        return job
+        return self.count_job
 
     def _listed(self, keys: list[KeyInfo]) -> None:
         self.list_job = None
@@ -205,12 +243,12 @@ class KeysView(QWidget):
 
     def _counted(self, result: tuple[Counter[str], str]) -> None:
         counts, where = result
-        self.count_job = None
+        self.count_job = self._count_reply = None
         self.model.set_counts(CountState.DONE, counts, note=f"Counted in {where}")
         self._show_status()
 
     def _count_failed(self, problem: Problem) -> None:
-        self.count_job = None
+        self.count_job = self._count_reply = None
         self.model.set_counts(CountState.FAILED, note=f"Not counted: {problem.text()}")
         # A count is a hint, not an action: no dialog, but the activity list says why.
         self.ctx.activity.add("key", "keys", f"objects not counted: {problem.message}", "warning")
@@ -265,20 +303,18 @@ class KeysView(QWidget):
     def _run(
         self, what: str, name: str, work: Callable[[Job], Any], done: Callable[[Any], None]
     ) -> Job:
-        return self.ctx.jobs.start(
-            f"{what} key {name}",
-            work,
-            on_done=done,
-            on_failed=lambda problem: self._failed(what, name, problem),
-        )
+        failed = lambda problem: self._failed(what, name, problem)  # noqa: E731
+        return self._start(f"{what} key {name}", work, done, failed)[0]
 
     def _failed(self, what: str, name: str, problem: Problem) -> None:
         self.ctx.activity.add("key", name, f"{what} failed: {problem.message}", "error")
         show_problem(self, problem)
 
-    def _done(self, name: str, result: str, level: Any = "done") -> None:
+    def _done(self, name: str, result: str, level: Any = "done", *, count: bool = False) -> None:
+        """An action succeeded: say so, and list the keys again (a generated key has
+        no objects yet; an imported one may have: ``count``)."""
         self.ctx.activity.add("key", name, result, level)
-        self.refresh()
+        self.refresh(count=count)
 
     # ---- generate ----------------------------------------------------------------------
 
@@ -344,7 +380,7 @@ class KeysView(QWidget):
             result = keystore().put(key)
             return f"{result}: {describe_key(key)}{note} {origin}, fingerprint {key.fingerprint}"
 
-        return self._run("import", name, work, lambda result: self._done(name, result))
+        return self._run("import", name, work, lambda result: self._done(name, result, count=True))
 
     def import_kms(self, name: str, key_id: str) -> Job:
         """Add a reference to AWS KMS key ``key_id`` (no secret is stored)."""
@@ -397,20 +433,10 @@ class KeysView(QWidget):
         def work(job: Job) -> tuple[KeyInfo | None, bool]:
             info = key_info(keystore(), name)
             scan = info is None or info.type != "kms"
-            try:
-                checked = refuse_if_key_in_use(
-                    config,
-                    ctx.vault,
-                    name,
-                    key_places(config),
-                    scan=scan,
-                    limit=None,
-                    check=job.check,
-                )
-            except ConflictError as exc:
-                # The CLI's hint names --force; the app has no such switch.
-                hint = IN_USE_HINT.replace("NAME", name) if "still wraps" in exc.message else None
-                raise ConflictError(exc.message, hint=hint or exc.hint) from None
+            places = key_places(config)
+            checked = refuse_if_key_in_use(
+                config, ctx.vault, name, places, scan=scan, limit=None, check=job.check, force=None
+            )
             return info, checked
 
         return self._run("delete", name, work, lambda result: self._confirm_delete(name, *result))

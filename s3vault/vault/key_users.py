@@ -122,6 +122,7 @@ def refuse_if_key_in_use(
     scan: bool,
     limit: int | None = USERS_SHOWN,
     check: Callable[[], None] | None = None,
+    force: str | None = "pass --force",
 ) -> bool:
     """ConflictError while a synced folder uses key ``name`` or, with ``scan``, an
     object in ``places`` names it (or has an envelope that cannot be read, so might).
@@ -129,13 +130,15 @@ def refuse_if_key_in_use(
     ``vault`` is called only when there is somewhere to look. Returns whether any
     place was looked at (False: nothing could be checked; the caller says so).
     ``limit`` None lists every place to the end, so the refusal gives the count.
+    ``force`` says in the hints how the caller can delete anyway (None: it cannot).
     """
+    anyway = f", or {force}" if force else ""
     folders = folders_using_key(config, name)
     if folders:
         raise ConflictError(
             f"key '{name}' encrypts the new files of synced folder(s) {', '.join(folders)}",
             hint="Give those folders another key in the config first (and rotate their "
-            "objects), or pass --force.",
+            f"objects){anyway}.",
         )
     if not scan:
         return True  # a KMS-wrapped object does not name its key
@@ -148,17 +151,22 @@ def refuse_if_key_in_use(
             f"s3vault cannot tell whether they need key '{name}': "
             f"{'; '.join(users.unreadable[:USERS_SHOWN])}",
             hint="Inspect them (`s3vault inspect URL`; give --instruction-suffix if their "
-            "envelopes are in instruction files under another suffix), or pass --force.",
+            f"envelopes are in instruction files under another suffix){anyway}.",
         )
     if users.found:
         shown = ", ".join(users.found[:USERS_SHOWN])
         count = f"{len(users.found)} object(s)" if users.complete else "objects"
+        rotate = (
+            "Rotate them first (`s3vault rotate s3://BUCKET/ --recursive --from-key "
+            f"{name} --to-key NEW`)"
+        )
         raise ConflictError(
             f"key '{name}' still wraps the data keys of {count} in the checked buckets, "
             f"e.g. {shown}",
-            hint=f"Rotate them first (`s3vault rotate s3://BUCKET/ --recursive --from-key "
-            f"{name} --to-key NEW`), or pass --force to delete it anyway: those objects "
-            "then cannot be read without a copy of the key.",
+            hint=f"{rotate}, or {force} to delete it anyway: those objects then cannot be "
+            "read without a copy of the key."
+            if force
+            else f"{rotate}, then delete the key.",
         )
     return True
 
