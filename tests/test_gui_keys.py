@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shiboken6
 from gui_helpers import GUI_KEY
 from keyring.backends import fail
 from PySide6.QtWidgets import QMessageBox
@@ -351,3 +352,15 @@ def test_a_keyring_that_cannot_be_used_is_a_clear_message(
     assert "no OS keyring service is running" in view.status.text()
     assert view.model.rowCount() == 0
     assert last_activity(ctx)[3] == "error"
+
+
+def test_a_result_that_arrives_after_the_view_is_gone_is_dropped(
+    qtbot: Any, ctx: AppContext, gui_key: str
+) -> None:
+    view = KeysView(ctx)
+    job = view.make_current(gui_key)
+    assert job is not None
+    with qtbot.waitSignal(job.signals.finished, timeout=WAIT_MS):
+        shiboken6.delete(view)  # before the job's result is delivered (on this thread)
+    # A result reaching the deleted view would raise (pytest-qt fails the test) or log.
+    assert ctx.activity.entries() == []
