@@ -75,9 +75,11 @@ def parent_prefix(prefix: str) -> str:
 
 class BrowserView(QWidget):
     """``rotate_requested(bucket, keys, prefix)``: rotate these objects' keys, or
-    everything under ``prefix`` (str, or None when ``keys`` are given)."""
+    everything under ``prefix`` (str, or None when ``keys`` are given).
+    ``download_finished(outcome)``: a download started here ended (shown already)."""
 
     rotate_requested = Signal(str, list, object)
+    download_finished = Signal(object)  # a DownloadReport, or a Problem
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -404,9 +406,10 @@ class BrowserView(QWidget):
         if isinstance(outcome, Problem):
             self.message_bar.show_problem(outcome)
             show_problem(self, outcome)
-            return
-        self.message_bar.show_text(outcome.summary(), warning=bool(outcome.failed))
-        show_failures(self, outcome)
+        else:
+            self.message_bar.show_text(outcome.summary(), warning=bool(outcome.failed))
+            show_failures(self, outcome)
+        self.download_finished.emit(outcome)
 
     def delete_selected(self) -> None:
         """Ask, then delete the selected objects (and their instruction files)."""

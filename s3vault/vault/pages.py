@@ -19,7 +19,7 @@ from s3vault.vault.results import PrefixEntry
 from s3vault.vault.vault import Vault
 
 PAGE_SIZE = 500
-DESCRIBE_WORKERS = 8
+DESCRIBE_WORKERS = 4  # HEADs in flight; more only add GIL contention with the UI on 2 cores
 
 
 def list_pages(
