@@ -98,6 +98,7 @@ def main() -> None:
             seeded = time.monotonic() - began
             big = make_random_file(work / "dropped.bin", args.size)
             env["BENCH_DROPPED_FILE"] = str(big)
+            env["BENCH_OBJECTS"] = f"{args.objects:,}"
             out = _child(["--child", "measure", "--config", str(config), "--size",
                           str(args.size)], env)
             result = json.loads(out.strip().splitlines()[-1])
@@ -260,19 +261,39 @@ def _measure(config_path: Path, size: int) -> dict[str, Any]:
 
     meter = StallMeter()
 
+    def run_until(finished: Callable[[], bool], timeout: float) -> bool:
+        """Run the event loop until ``finished()`` (checked every 20 ms) or ``timeout``.
+
+        A real QEventLoop, not processEvents(): PySide6 6.12 on Python 3.11 drops a
+        reference to None on every processEvents() call, and a few thousand calls
+        crash the interpreter ("deallocating None").
+        """
+        loop = QEventLoop()
+        began = time.monotonic()
+        check = QTimer()
+        check.setInterval(20)
+
+        def poll() -> None:
+            if finished() or time.monotonic() - began > timeout:
+                loop.quit()
+
+        check.timeout.connect(poll)
+        check.start()
+        QTimer.singleShot(0, poll)
+        loop.exec()
+        check.stop()
+        return finished()
+
     def spin(seconds: float) -> None:
         end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        run_until(lambda: time.monotonic() >= end, seconds + 1)
 
     def measured(name: str, start: Callable[[], None], finished: Callable[[], bool]) -> Row:
         meter.start()
         began = time.monotonic()
         start()
-        while not finished():
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-            if time.monotonic() - began > STEP_TIMEOUT:
-                raise SystemExit(f"{name}: not finished after {STEP_TIMEOUT:.0f} s")
+        if not run_until(finished, STEP_TIMEOUT):
+            raise SystemExit(f"{name}: not finished after {STEP_TIMEOUT:.0f} s")
         seconds = time.monotonic() - began
         stall = meter.stop()
         # The baseline: the same meter over the idle app, as long (at most 10 s).
@@ -304,21 +325,22 @@ def _browse(window: Any, measured: Measured, rss: dict[str, float], spin: Any) -
     window.show_view(browser)
     model = browser.model
     first = measured(
-        f"opening a prefix of {os.environ.get('BENCH_OBJECTS', 'N')} objects",
+        f"opening a prefix of {os.environ['BENCH_OBJECTS']} objects",
         lambda: browser.open_location(BUCKET, BIG_PREFIX),
         lambda: model.rowCount() > 0 and not model.loading,
     )
     rss["first_page"] = _rss_mb()
 
-    def fetch_all() -> None:
-        pass
-
     def all_loaded() -> bool:
-        if model.canFetchMore(model.index(-1, -1)):
-            model.fetchMore(model.index(-1, -1))
-        return not model.loading and not model.canFetchMore(model.index(-1, -1))
+        # What a view scrolled to its end does: ask for the next page when none is
+        # in flight; rows arrive (and are inserted) when their page does.
+        if model.canFetchMore():
+            model.fetchMore()
+        return bool(model.complete)
 
-    every = measured("paging through every row", fetch_all, all_loaded)
+    every = measured("paging through every row", lambda: None, all_loaded)
+    if model.problem is not None:
+        raise SystemExit(f"listing failed: {model.problem.message}")
     rss["all_rows"] = _rss_mb()
     return [first, every]
 
