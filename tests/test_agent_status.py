@@ -32,8 +32,7 @@ class Engine:
         self.outcomes = list(outcomes)
         self.calls: list[frozenset[str] | None] = []
 
-    def reconcile(self, *, paths=None, force=False, dry_run=False, with_remote_listing=True,
-                  progress=None):  # fmt: skip
+    def reconcile(self, *, paths=None, **_options):
         self.calls.append(None if paths is None else frozenset(paths))
         outcome = self.outcomes.pop(0) if self.outcomes else SyncReport(folder=self.folder)
         if isinstance(outcome, Exception):
@@ -145,9 +144,10 @@ def test_files_lists_each_file_of_the_runs_newest_first_and_bounded():
 def test_a_refused_mass_delete_is_carried_with_its_kind_until_a_run_succeeds():
     clock = Clock()
     refusal = SyncRefused(
-        "this run would delete 9 of 10 synced files", hint="run `s3vault sync --force`",
+        "this run would delete 9 of 10 synced files",
+        hint="run `s3vault sync --force`",
         kind="mass-delete",
-    )  # fmt: skip
+    )
     loop, status, _ = two_folders(Engine(A, refusal), Engine(B), clock)
     snap = status.snapshot()
     a = folder(snap, A)
