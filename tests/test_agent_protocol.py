@@ -8,7 +8,9 @@ import json
 import pytest
 
 from s3vault.agent.protocol import (
+    FOLDER_VERBS,
     MAX_MESSAGE,
+    PROTOCOL,
     VERBS,
     ProtocolError,
     Request,
@@ -23,9 +25,29 @@ from s3vault.errors import ExitCode, UnreachableError
 
 @pytest.mark.parametrize("verb", sorted(VERBS))
 def test_every_allowed_verb_round_trips(verb):
-    line = Request(verb, {"x": 1}).encode()
+    args = {"folder": "s3://b/p/"} if verb in FOLDER_VERBS else {}
+    line = Request(verb, args).encode()
     assert line.endswith(b"\n") and line.count(b"\n") == 1
-    assert parse_request(line.rstrip(b"\n")) == Request(verb, {"x": 1})
+    assert parse_request(line.rstrip(b"\n")) == Request(verb, args)
+
+
+@pytest.mark.parametrize(
+    ("request_", "says"),
+    [
+        ({"verb": "status", "args": {"folder": "s3://b/p/"}}, "status takes no argument folder"),
+        ({"verb": "pause", "args": {"folder": "x", "all": True}}, "takes no argument all"),
+        ({"verb": "resume", "args": {"folder": 3}}, '"folder" is a string'),
+    ],
+)
+def test_arguments_a_verb_does_not_take_are_refused(request_, says):
+    # An argument of a later protocol must fail loudly, never be ignored (a pause of
+    # one folder taken for a pause of all).
+    with pytest.raises(ProtocolError, match=says):
+        parse_request(json.dumps(request_).encode())
+
+
+def test_protocol_version_is_two_and_hello_is_a_verb():
+    assert PROTOCOL == 2 and "hello" in VERBS and FOLDER_VERBS < VERBS
 
 
 def test_args_default_to_empty():

@@ -75,14 +75,20 @@ class AgentClient:
         status: dict[str, Any] = self.request("status")["status"]
         return status
 
-    def pause(self) -> dict[str, Any]:
-        return self.request("pause")
+    def hello(self) -> dict[str, Any]:
+        """{"protocol": N, "verbs": [...], "pid": ...}; an agent older than protocol 2
+        answers with an error (unknown verb): its protocol is 1."""
+        return self.request("hello")
 
-    def resume(self) -> dict[str, Any]:
-        return self.request("resume")
+    def pause(self, folder: str | None = None) -> dict[str, Any]:
+        """Pause every folder, or one (its id s3://BUCKET/PREFIX/ or absolute path)."""
+        return self.request("pause", **_folder(folder))
 
-    def sync_now(self) -> dict[str, Any]:
-        return self.request("sync-now")
+    def resume(self, folder: str | None = None) -> dict[str, Any]:
+        return self.request("resume", **_folder(folder))
+
+    def sync_now(self, folder: str | None = None) -> dict[str, Any]:
+        return self.request("sync-now", **_folder(folder))
 
     def stop(self) -> dict[str, Any]:
         return self.request("stop")
@@ -122,3 +128,8 @@ class AgentClient:
             raise ProtocolError("the agent sent a reply without ok or error")
         cls = _ERRORS.get(int(error.get("exit_code", 1)), S3VaultError)
         raise cls(str(error.get("message", "agent error")), hint=error.get("hint"))
+
+
+def _folder(folder: str | None) -> dict[str, str]:
+    # No "folder" at all for every folder: what a protocol-1 agent understands.
+    return {} if folder is None else {"folder": folder}

@@ -25,12 +25,12 @@ from watchdog.observers import Observer
 
 from s3vault.agent import paths
 from s3vault.agent.lock import AgentLock
-from s3vault.agent.protocol import ProtocolError, Request, ok_reply
+from s3vault.agent.protocol import PROTOCOL, VERBS, ProtocolError, Request, ok_reply
 from s3vault.agent.server import ControlServer
 from s3vault.agent.status import AgentStatus
 from s3vault.agent.watcher import FolderRun, FolderWatch, Reconciler, Schedule, SyncLoop
 from s3vault.config.sync import FolderSettings
-from s3vault.errors import ConfigError
+from s3vault.errors import ConfigError, NotFoundError
 from s3vault.sync.events import Debouncer
 from s3vault.sync.ignore import IgnoreRules
 
@@ -115,19 +115,44 @@ class Agent:
         verb = request.verb
         if verb == "status":
             return ok_reply(status=self.status.snapshot())
+        if verb == "hello":
+            return ok_reply(protocol=PROTOCOL, verbs=sorted(VERBS), pid=os.getpid())
+        folder = self._folder_arg(request)
         if verb == "pause":
-            self.loop.pause()
+            self.loop.pause(folder)
             self._notify_status()
         elif verb == "resume":
-            self.loop.resume()
+            self.loop.resume(folder)
             self._notify_status()
         elif verb == "sync-now":
-            self.loop.sync_now()
+            self.loop.sync_now(folder)
         elif verb == "stop":
             pass  # after the reply is sent (see `_after_reply`)
         else:
             raise ProtocolError(f"verb {verb!r} is not handled here")
+        if folder is not None:
+            snap = self.status.snapshot()
+            (state,) = [f["state"] for f in snap["folders"] if f["folder"] == folder]
+            return ok_reply(state=snap["state"], folder=folder, folder_state=state)
         return ok_reply(state=self.status.snapshot()["state"])
+
+    def _folder_arg(self, request: Request) -> str | None:
+        """The folder id a request's ``folder`` names: an id (s3://BUCKET/PREFIX/) or
+        the folder's absolute local path. NotFoundError for any other."""
+        given = request.args.get("folder")
+        if given is None:
+            return None
+        folders = self.status.folders()
+        for folder_id, path in folders:
+            if given == folder_id or (
+                os.path.isabs(given) and os.path.realpath(given) == os.path.realpath(path)
+            ):
+                return folder_id
+        known = ", ".join(f"{fid} ({path})" for fid, path in folders)
+        raise NotFoundError(
+            f"the agent syncs no folder {given!r}",
+            hint=f"Give a folder id or its absolute path; the agent syncs: {known}.",
+        )
 
     def _after_reply(self, request: Request) -> None:
         if request.verb == "stop":
@@ -169,8 +194,11 @@ class Agent:
         """systemctl status shows this line: the state and what needs attention."""
         snap = self.status.snapshot()
         line = snap["state"]
-        if snap["errors"]:
-            line += f"; {len(snap['errors'])} file errors (s3vault status)"
+        attention = snap["attention"]
+        if attention["errors"]:
+            line += f"; {attention['errors']} file errors (s3vault status)"
+        if attention["conflicts"]:
+            line += f"; {attention['conflicts']} conflicts"
         problems = [f["message"] for f in snap["folders"] if f["message"]]
         if problems:
             line += f"; {problems[0]}"

@@ -6,6 +6,11 @@
 Only the verbs in `VERBS` exist; anything else — unknown verb, malformed JSON, a line
 too long, a non-object — gets an error reply and never reaches the agent. JSON only:
 a socket peer must never be able to make the agent build objects (no pickle).
+
+Versioning: `PROTOCOL` is in every status snapshot and in the reply to ``hello``. A
+change that adds (a verb, an argument, a field) bumps it; clients ignore fields they
+do not know and check ``protocol >= N`` before using what version N added. A change
+that removes or redefines something would need a new socket, not a bump.
 """
 
 from __future__ import annotations
@@ -17,7 +22,12 @@ from typing import Any, Protocol
 from s3vault.errors import S3VaultError, UsageError
 
 MAX_MESSAGE = 1024 * 1024
-VERBS = frozenset({"status", "pause", "resume", "sync-now", "stop", "subscribe"})
+PROTOCOL = 2
+"""1: status, pause, resume, sync-now, stop, subscribe. 2: hello; pause, resume and
+sync-now take {"folder": ID}; per-folder paused, refused and conflicts; attention,
+conflicts and files in the snapshot."""
+VERBS = frozenset({"hello", "status", "pause", "resume", "sync-now", "stop", "subscribe"})
+FOLDER_VERBS = frozenset({"pause", "resume", "sync-now"})  # take an optional "folder"
 
 
 class LineReader(Protocol):
@@ -72,6 +82,12 @@ def parse_request(line: bytes) -> Request:
     unknown = set(message) - {"verb", "args"}
     if unknown:
         raise ProtocolError(f"unknown fields in request: {', '.join(sorted(unknown))}")
+    allowed = {"folder"} if verb in FOLDER_VERBS else set()
+    unknown_args = set(args) - allowed
+    if unknown_args:
+        raise ProtocolError(f"{verb} takes no argument {', '.join(sorted(unknown_args))}")
+    if "folder" in args and not isinstance(args["folder"], str):
+        raise ProtocolError('"folder" is a string: a folder id (s3://BUCKET/PREFIX/) or path')
     return Request(verb, args)
 
 

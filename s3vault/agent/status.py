@@ -2,7 +2,9 @@
 
 One `AgentStatus` is shared by the sync loop (which writes) and the socket threads
 (which read `snapshot()` or wait in `wait_changed()` to push updates). Everything it
-holds is bounded: the recent activity list and the per-file errors keep the newest.
+holds is bounded: the recent activity, the per-file results, errors and conflicts keep
+the newest. The snapshot's fields are the control protocol (docs/agent.md); a field
+added bumps `PROTOCOL`.
 """
 
 from __future__ import annotations
@@ -11,29 +13,35 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from s3vault.agent.protocol import PROTOCOL
 from s3vault.sync.report import SyncReport
 
 State = Literal["idle", "syncing", "paused", "offline", "error"]
-FolderState = Literal["idle", "syncing", "offline", "error"]
+FolderState = Literal["idle", "syncing", "paused", "offline", "error"]
 
 MAX_RECENT = 100
 MAX_FILE_ERRORS = 500
+MAX_CONFLICTS = 500
+MAX_FILES = 200  # per-file results in the snapshot (newest first)
+MAX_FILE_MESSAGE = 300  # characters of a per-file message: keeps a snapshot small
 
 
 @dataclass(slots=True)
 class _Folder:
     folder_id: str
     path: str
-    state: FolderState = "idle"
+    state: FolderState = "idle"  # the last reconcile's outcome (never "paused")
     message: str | None = None  # why offline / error
     last_sync: float | None = None
     last_report: dict[str, Any] | None = None
     next_retry: float | None = None
+    paused: bool = False
+    refused: dict[str, Any] | None = None  # the guard's refusal that stands, if any
 
 
 @dataclass(slots=True)
@@ -71,6 +79,8 @@ class AgentStatus:
         self._progress: _Progress | None = None
         self._recent: deque[dict[str, Any]] = deque(maxlen=MAX_RECENT)
         self._file_errors: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._conflicts: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._files: deque[dict[str, Any]] = deque(maxlen=MAX_FILES)
         self._counters = _Counters(started=clock())
 
     # ---- writers (the sync loop) --------------------------------------------------
@@ -79,6 +89,18 @@ class AgentStatus:
         with self._changing():
             self._paused = paused
             self._note("paused" if paused else "resumed")
+
+    def set_folder_paused(self, folder_id: str, paused: bool) -> None:
+        with self._changing():
+            self._folders[folder_id].paused = paused
+            self._note("paused" if paused else "resumed", folder_id=folder_id)
+
+    def has_folder(self, folder_id: str) -> bool:
+        return folder_id in self._folders
+
+    def folders(self) -> list[tuple[str, str]]:
+        """(folder id, local path) of every folder."""
+        return [(f.folder_id, f.path) for f in self._folders.values()]
 
     def begin_sync(self, folder_id: str, *, reason: str) -> None:
         with self._changing():
@@ -105,31 +127,33 @@ class AgentStatus:
             p.bytes_done, p.bytes_total = bytes_done, bytes_total
             p.current = current
 
-    def end_sync(self, folder_id: str, sync_report: SyncReport) -> None:
-        """A reconcile finished with ``sync_report``; its per-file errors and conflicts
-        replace the folder's old ones."""
+    def end_sync(
+        self, folder_id: str, sync_report: SyncReport, *, paths: Collection[str] | None = None
+    ) -> None:
+        """A reconcile of ``paths`` (None: the whole folder) finished with
+        ``sync_report``: its per-file errors and conflicts replace the folder's old ones
+        under ``paths``, and its changed files join the per-file results."""
         report = compact_report(sync_report.to_json())
-        file_errors = file_problems(sync_report)
         with self._changing():
             now = self._clock()
             folder = self._folders[folder_id]
-            folder.state, folder.message = "idle", None
+            folder.state, folder.message, folder.refused = "idle", None, None
             folder.last_sync, folder.last_report = now, report
             self._progress = None
             self._counters.reconciles += 1
-            # A file that synced this time has no error any more; the run's errors
-            # replace the folder's old ones.
-            for key in [k for k in self._file_errors if k[0] == folder_id]:
-                del self._file_errors[key]
-            for path, message in file_errors:
-                self._file_errors[(folder_id, path)] = {
-                    "folder": folder_id,
-                    "path": path,
-                    "message": message,
-                    "time": now,
-                }
-                while len(self._file_errors) > MAX_FILE_ERRORS:
-                    self._file_errors.popitem(last=False)
+            # A file this run looked at has no old error or conflict any more; a run
+            # of some paths says nothing of the others.
+            covered = _covered_by(paths)
+            for table in (self._file_errors, self._conflicts):
+                for key in [k for k in table if k[0] == folder_id and covered(k[1])]:
+                    del table[key]
+            for path, message in file_problems(sync_report):
+                entry = {"folder": folder_id, "path": path, "message": message, "time": now}
+                _put_bounded(self._file_errors, (folder_id, path), entry, MAX_FILE_ERRORS)
+            for c in sync_report.conflicts:
+                entry = {"folder": folder_id, "path": c.path, "reason": c.reason, "time": now}
+                _put_bounded(self._conflicts, (folder_id, c.path), entry, MAX_CONFLICTS)
+            self._files.extendleft(file_results(folder_id, sync_report, now))
             self._note("sync finished", folder_id=folder_id, report=report)
 
     def failed(
@@ -139,10 +163,14 @@ class AgentStatus:
         message: str,
         *,
         retry_at: float | None,
+        refused: dict[str, str | None] | None = None,
     ) -> None:
+        """A reconcile failed; ``refused`` ({"kind", "message", "hint"}) when it was
+        refused (the guard's verdict); it stands until a reconcile of the folder ends."""
         with self._changing():
             folder = self._folders[folder_id]
             folder.state, folder.message, folder.next_retry = state, message, retry_at
+            folder.refused = dict(refused, time=self._clock()) if refused else None
             self._progress = None
             self._note(f"sync {state}", folder_id=folder_id, message=message)
 
@@ -176,8 +204,11 @@ class AgentStatus:
                     "rate": p.bytes_done / elapsed,  # bytes per second since the start
                     "current": p.current,
                 }
+            conflicts = list(self._conflicts.values())
             return {
+                "protocol": PROTOCOL,
                 "state": self._state(),
+                "attention": self._attention(),
                 "pid": self._pid,
                 "paused": self._paused,
                 "version": self._version,
@@ -188,8 +219,11 @@ class AgentStatus:
                     {
                         "folder": f.folder_id,
                         "path": f.path,
-                        "state": f.state,
+                        "state": _folder_state(f),
+                        "paused": f.paused,
                         "message": f.message,
+                        "refused": f.refused,
+                        "conflicts": sum(1 for c in conflicts if c["folder"] == f.folder_id),
                         "last_sync": f.last_sync,
                         "last_report": f.last_report,
                         "next_retry": f.next_retry,
@@ -198,13 +232,15 @@ class AgentStatus:
                 ],
                 "recent": list(self._recent),
                 "errors": list(self._file_errors.values()),
+                "conflicts": conflicts,
+                "files": list(self._files),
             }
 
     # ---- internals ------------------------------------------------------------------
 
     def _state(self) -> State:
         states = {f.state for f in self._folders.values()}
-        if self._paused:
+        if self._paused or all(f.paused for f in self._folders.values()):
             return "paused"
         if "syncing" in states:
             return "syncing"
@@ -213,6 +249,27 @@ class AgentStatus:
         if "error" in states:
             return "error"
         return "idle"
+
+    def _attention(self) -> dict[str, Any]:
+        """What needs the user, whatever the state: a tray must not look calm while a
+        conflict or a refused run stands. ``level``: ok, warning or error."""
+        folders = self._folders.values()
+        conflicts = len(self._conflicts)
+        errors = len(self._file_errors) - sum(1 for k in self._conflicts if k in self._file_errors)
+        refused = sum(1 for f in folders if f.refused)
+        failed = sum(1 for f in folders if f.state == "error")
+        offline = sum(1 for f in folders if f.state == "offline")
+        level = "error" if refused or failed or errors else "ok"
+        if level == "ok" and (conflicts or offline):
+            level = "warning"
+        return {
+            "level": level,
+            "errors": errors,
+            "conflicts": conflicts,
+            "refused": refused,
+            "folders_failed": failed,
+            "folders_offline": offline,
+        }
 
     def _note(self, event: str, *, folder_id: str | None = None, **details: Any) -> None:
         self._recent.append({"time": self._clock(), "event": event, "folder": folder_id, **details})
@@ -244,6 +301,54 @@ def compact_report(report: dict[str, Any]) -> dict[str, Any]:
         else:
             short[name] = value
     return short
+
+
+def file_results(folder_id: str, report: SyncReport, now: float) -> list[dict[str, Any]]:
+    """The run's per-file results (oldest first, so `extendleft` puts the newest first).
+
+    action: uploaded, renamed (``message`` names the old path), deleted, conflict, error.
+    """
+    results: list[dict[str, Any]] = []
+
+    def add(action: str, path: str, message: str | None) -> None:
+        if message is not None and len(message) > MAX_FILE_MESSAGE:
+            message = message[: MAX_FILE_MESSAGE - 1] + "…"
+        results.append(
+            {"time": now, "folder": folder_id, "path": path, "action": action, "message": message}
+        )
+
+    for done in list(report.done)[-MAX_FILES:]:
+        add(done.action, done.path, f"from {done.src}" if done.src is not None else None)
+    for c in report.conflicts[:MAX_FILES]:
+        add("conflict", c.path, c.reason)
+    for e in report.errors[:MAX_FILES]:
+        add("error", e.path, e.message)
+    return results
+
+
+def _folder_state(folder: _Folder) -> FolderState:
+    """A paused folder shows "paused" unless it is syncing (a run is never cut short)."""
+    return "paused" if folder.paused and folder.state != "syncing" else folder.state
+
+
+def _covered_by(paths: Collection[str] | None) -> Callable[[str], bool]:
+    """Whether a file is at or under one of ``paths`` (None: every file)."""
+    if paths is None:
+        return lambda path: True
+    tops = tuple(p.strip("/") for p in paths)
+    return lambda path: any(path == t or path.startswith(t + "/") for t in tops)
+
+
+def _put_bounded(
+    table: OrderedDict[tuple[str, str], dict[str, Any]],
+    key: tuple[str, str],
+    entry: dict[str, Any],
+    limit: int,
+) -> None:
+    table.pop(key, None)
+    table[key] = entry
+    while len(table) > limit:
+        table.popitem(last=False)
 
 
 def file_problems(report: SyncReport) -> list[tuple[str, str]]:

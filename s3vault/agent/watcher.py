@@ -6,7 +6,9 @@
   (with the S3 listing), "sync now", periodic rescans, debounced event batches, and
   retries with backoff after a failure. Tested with a fake clock.
 - `SyncLoop`: the one thread that runs the reconciles, folder after folder, and keeps
-  `AgentStatus` up to date; pause/resume/sync-now/stop arrive from the socket threads.
+  `AgentStatus` up to date; pause/resume/sync-now/stop arrive from the socket threads,
+  for every folder or for one. A paused folder's events are kept; it is reconciled in
+  full when resumed.
 
 A reconcile is never interrupted: pause and stop take effect when the current one ends
 (the engine's crash-safety makes a kill at any point safe, but a clean end is cheaper).
@@ -179,6 +181,12 @@ class Schedule:
     def sync_now(self) -> None:
         self.full, self.listing, self.retry_at = "sync-now", True, None
 
+    def resumed(self) -> None:
+        """After a pause of this folder: look at everything (its kept events too)."""
+        if self.full is None:
+            self.full = "resume"
+        self.retry_at = None
+
     def next_job(self, now: float) -> Job | None:
         """The reconcile due at ``now``, taken out of the schedule; None if nothing is."""
         if self.retry_at is not None and now < self.retry_at:
@@ -266,27 +274,56 @@ class SyncLoop:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paused = False
+        self._paused_folders: set[str] = set()
+        # Folders whose last run was refused: until a run succeeds, only whole-folder
+        # runs, so a refused mass delete cannot pass the guard batch by batch.
+        self._refused: set[str] = set()
 
     # ---- control (any thread) -----------------------------------------------------
 
     def wake(self) -> None:
         self._wake.set()
 
-    def pause(self) -> None:
-        self._paused = True
-        self.status.set_paused(True)
+    def pause(self, folder_id: str | None = None) -> None:
+        """Pause every folder (None) or one; the reconcile in progress ends first."""
+        if folder_id is None:
+            self._paused = True
+            self.status.set_paused(True)
+        else:
+            with self.lock:
+                self._paused_folders.add(folder_id)
+            self.status.set_folder_paused(folder_id, True)
         self.wake()
 
-    def resume(self) -> None:
-        self._paused = False
-        self.status.set_paused(False)
+    def resume(self, folder_id: str | None = None) -> None:
+        """Resume every folder (None: the global pause ends) or one (it then gets a
+        full reconcile: its events were kept, but a rescan misses nothing)."""
+        if folder_id is None:
+            self._paused = False
+            self.status.set_paused(False)
+        else:
+            with self.lock:
+                if folder_id in self._paused_folders:
+                    self._paused_folders.discard(folder_id)
+                    self._run(folder_id).schedule.resumed()
+            self.status.set_folder_paused(folder_id, False)
         self.wake()
 
-    def sync_now(self) -> None:
+    def sync_now(self, folder_id: str | None = None) -> None:
+        """A full reconcile with the S3 listing of every folder, or of one (a paused
+        folder's runs when it is resumed)."""
         with self.lock:
             for run in self.folders:
-                run.schedule.sync_now()
+                if folder_id is None or run.folder_id == folder_id:
+                    run.schedule.sync_now()
         self.wake()
+
+    def is_paused(self, folder_id: str) -> bool:
+        with self.lock:
+            return folder_id in self._paused_folders
+
+    def _run(self, folder_id: str) -> FolderRun:
+        return next(run for run in self.folders if run.folder_id == folder_id)
 
     def stop(self) -> None:
         self._stop.set()
@@ -310,7 +347,11 @@ class SyncLoop:
             if self._stop.is_set() or self._paused:
                 return
             with self.lock:
+                if run.folder_id in self._paused_folders:
+                    continue  # its events wait in the debouncer
                 job = run.schedule.next_job(self.clock())
+            if job is not None and job.paths is not None and run.folder_id in self._refused:
+                job = Job("changes after a refusal", None, job.with_remote_listing)
             if job is not None:
                 self._reconcile(run, job)
 
@@ -318,7 +359,12 @@ class SyncLoop:
         if self._paused:
             return 3600.0
         with self.lock:
-            wakes = [w for r in self.folders if (w := r.schedule.next_wake()) is not None]
+            wakes = [
+                w
+                for r in self.folders
+                if r.folder_id not in self._paused_folders
+                and (w := r.schedule.next_wake()) is not None
+            ]
         if not wakes:
             return 3600.0
         return max(0.0, min(wakes) - self.clock())
@@ -346,20 +392,25 @@ class SyncLoop:
             self._failed(run, job, "offline", exc, retry=True)
         except RefusedError as exc:
             # The guard refused (or a policy did): retrying changes nothing until the
-            # user acts; the next rescan or `sync-now` tries again.
-            self._failed(run, job, "error", exc, retry=False)
+            # user acts; the next rescan or `sync-now` tries again. The refusal's kind
+            # (e.g. mass-delete) goes in the status for the GUI's notification.
+            kind = getattr(exc, "kind", "") or "refused"
+            refused = {"kind": kind, "message": exc.message, "hint": exc.hint}
+            self._refused.add(fid)
+            self._failed(run, job, "error", exc, retry=False, refused=refused)
         except S3VaultError as exc:
             self._failed(run, job, "error", exc, retry=True)
         except Exception as exc:  # a bug: keep the agent alive, say so, retry later
             log.exception("%s: reconcile failed", fid)
             self._failed(run, job, "error", S3VaultError(f"internal error: {exc!r}"), retry=True)
         else:
+            self._refused.discard(fid)
             with self.lock:
                 run.schedule.succeeded(job, self.clock())
                 # Files that changed while they were read: look again once quiet.
                 for path in report.deferred:
                     run.schedule.debouncer.add(FsEvent("modified", path))
-            self.status.end_sync(fid, report)
+            self.status.end_sync(fid, report, paths=job.paths)
             if report.went_offline:
                 # The engine retried and then gave up on these files, S3 being
                 # unreachable: back off and try everything again, as after a failed start.
@@ -369,11 +420,18 @@ class SyncLoop:
         self.on_reconciled()
 
     def _failed(
-        self, run: FolderRun, job: Job, state: Any, exc: S3VaultError, *, retry: bool
+        self,
+        run: FolderRun,
+        job: Job,
+        state: Any,
+        exc: S3VaultError,
+        *,
+        retry: bool,
+        refused: dict[str, str | None] | None = None,
     ) -> None:
         now = self.clock()
         with self.lock:
             retry_at = run.schedule.failed(job, now, retry=retry)
         wall = time.time() + (retry_at - now) if retry_at is not None else None
         log.warning("%s: %s%s", run.folder_id, exc.message, f" ({exc.hint})" if exc.hint else "")
-        self.status.failed(run.folder_id, state, str(exc), retry_at=wall)
+        self.status.failed(run.folder_id, state, str(exc), retry_at=wall, refused=refused)

@@ -14,7 +14,14 @@ from typing import Any
 import click
 
 from s3vault.cli.context import AppContext
-from s3vault.cli.output import console, emit_json, emit_json_line, err_console, human_size
+from s3vault.cli.output import (
+    console,
+    emit_json,
+    emit_json_line,
+    err_console,
+    human_size,
+    plural,
+)
 from s3vault.errors import ConfigError, ExitCode, UnreachableError
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -174,15 +181,25 @@ def _print_status(s: dict[str, Any]) -> None:
             console.print(f"    {p['current']}")
     for f in s["folders"]:
         line = f"  {f['path']} -> {f['folder']}: {f['state']}"
+        if f.get("paused") and f["state"] != "paused":
+            line += " (paused after this run)"
+        if f.get("conflicts"):
+            line += f", {plural(f['conflicts'], 'conflict')}"
         if f.get("last_sync"):
             line += f", last sync {_time(f['last_sync'])}"
         console.print(line)
         if f.get("message"):
             console.print(f"    {f['message']}")
-    if s["errors"]:
-        console.print(f"file errors ({len(s['errors'])}):")
-        for e in s["errors"][-10:]:
+    conflicts = s.get("conflicts") or []
+    problems = [e for e in s["errors"] if (e["folder"], e["path"]) not in _keys(conflicts)]
+    if problems:
+        console.print(f"file errors ({len(problems)}):")
+        for e in problems[-10:]:
             console.print(f"  {e['path']}: {e['message']}")
+    if conflicts:
+        console.print(f"conflicts ({len(conflicts)}):")
+        for c in conflicts[-10:]:
+            console.print(f"  {c['path']}: {c['reason']}")
     if s["recent"]:
         console.print("recent activity:")
         for r in s["recent"][-10:]:
@@ -198,51 +215,79 @@ def _one_line(s: dict[str, Any]) -> str:
             f"{human_size(p['bytes_done'])}/{human_size(p['bytes_total'])}, "
             f"{human_size(p['rate'])}/s"
         )
-    if s["errors"]:
-        line += f", {len(s['errors'])} file errors"
+    attention = s.get("attention")
+    if attention is None:  # an agent of protocol 1
+        if s["errors"]:
+            line += f", {len(s['errors'])} file errors"
+        return line
+    if attention["errors"]:
+        line += f", {attention['errors']} file errors"
+    if attention["conflicts"]:
+        line += f", {plural(attention['conflicts'], 'conflict')}"
+    if attention["refused"]:
+        line += f", {attention['refused']} refused"
     return line
+
+
+def _keys(entries: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(e["folder"], e["path"]) for e in entries}
 
 
 def _time(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
 
 
-def _control(verb: str, done: str, as_json: bool) -> None:
+def _control(verb: str, done: str, as_json: bool, folder: str | None = None) -> None:
     from s3vault.agent.client import AgentClient
 
+    args: dict[str, str] = {}
+    if folder is not None:
+        # A local path travels absolute: the agent's working directory is not ours.
+        args["folder"] = folder if folder.startswith("s3://") else os.path.abspath(folder)
     with AgentClient() as client:
-        reply = client.request(verb)
+        reply = client.request(verb, **args)
     if as_json:
         emit_json(reply)
     else:
-        console.print(done)
+        console.print(f"{done}: {reply['folder']}" if "folder" in reply else done)
 
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the agent's reply as JSON.")
+_FOLDER = click.option(
+    "--folder",
+    metavar="PATH_OR_ID",
+    help="Only this folder: its local path (~/Documents) or its id (s3://BUCKET/PREFIX/, "
+    "as `s3vault status` shows it).",
+)
 
 
 @click.command(
     epilog="""\b
 Examples:
   s3vault pause
-  s3vault pause --json          # the agent's reply: {"ok": true, "state": "paused"}"""
+  s3vault pause --json          # the agent's reply: {"ok": true, "state": "paused"}
+  s3vault pause --folder ~/Videos                # only this folder
+  s3vault pause --folder s3://my-vault/videos/   # the same, by its id"""
 )
 @_JSON
-def pause(as_json: bool) -> None:
+@_FOLDER
+def pause(as_json: bool, folder: str | None) -> None:
     """Pause syncing (changes are remembered and synced on resume)."""
-    _control("pause", "paused", as_json)
+    _control("pause", "paused", as_json, folder)
 
 
 @click.command(
     epilog="""\b
 Examples:
   s3vault resume
-  s3vault pause && make-backup.sh; s3vault resume"""
+  s3vault pause && make-backup.sh; s3vault resume
+  s3vault resume --folder ~/Videos   # a folder paused on its own (then rescanned in full)"""
 )
 @_JSON
-def resume(as_json: bool) -> None:
-    """Resume syncing after `pause`."""
-    _control("resume", "resumed", as_json)
+@_FOLDER
+def resume(as_json: bool, folder: str | None) -> None:
+    """Resume syncing after `pause` (of every folder, or with --folder of one)."""
+    _control("resume", "resumed", as_json, folder)
 
 
 @click.command(
@@ -250,12 +295,14 @@ def resume(as_json: bool) -> None:
     epilog="""\b
 Examples:
   s3vault sync-now
-  s3vault sync-now && s3vault status --watch""",
+  s3vault sync-now && s3vault status --watch
+  s3vault sync-now --folder ~/Documents""",
 )
 @_JSON
-def sync_now(as_json: bool) -> None:
-    """Sync every folder in full now (with the S3 listing), without waiting."""
-    _control("sync-now", "full sync requested", as_json)
+@_FOLDER
+def sync_now(as_json: bool, folder: str | None) -> None:
+    """Sync every folder (or one) in full now (with the S3 listing), without waiting."""
+    _control("sync-now", "full sync requested", as_json, folder)
 
 
 @click.command(

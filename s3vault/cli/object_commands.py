@@ -296,21 +296,37 @@ def _note_other_key(asked: str | None, opened: str | None) -> None:
 Examples:
   s3vault inspect s3://my-vault/notes.txt
   s3vault inspect s3://my-vault/notes.txt --json | jq .wrap_algorithm
-  s3vault inspect s3://their-bucket/report.pdf --instruction-suffix .envelope"""
+  s3vault inspect s3://their-bucket/report.pdf --instruction-suffix .envelope
+  s3vault inspect s3://my-vault/notes.txt --no-key-check   # S3 only: no keyring, no KMS
+
+\b
+The master key is confirmed by opening the data key (no content is read): a KMS
+object shows its KMS key (kms_key_id) and the local keys that refer to it; a raw
+key is looked up in the keyring. A key that is missing or a KMS that cannot be
+reached shows as "key check: failed" with the reason, not as an error."""
 )
 @click.argument("target")
 @instruction_suffix_option
 @click.option("--json", "as_json", is_flag=True, help="Print every envelope field as JSON.")
+@click.option(
+    "--no-key-check",
+    "no_key_check",
+    is_flag=True,
+    help="Do not open the data key: show the master key only as the envelope names it.",
+)
 @pass_app
-def inspect(app: AppContext, target: str, instruction_suffix: str | None, as_json: bool) -> None:
-    """Show the envelope of s3://BUCKET/KEY, every field decoded (no key needed)."""
+def inspect(
+    app: AppContext, target: str, instruction_suffix: str | None, as_json: bool, no_key_check: bool
+) -> None:
+    """Show the envelope of s3://BUCKET/KEY, every field decoded, and its master key."""
     url = parse_s3_url(target)
     if not url.key:
         raise UsageError(
             f"{target} names no object",
             hint=f"Give the full key: s3://BUCKET/KEY (`s3vault ls {target}` lists them).",
         )
-    info = app.vault.with_instruction_suffix(instruction_suffix).inspect(url.bucket, url.key)
+    vault = app.vault.with_instruction_suffix(instruction_suffix)
+    info = vault.inspect(url.bucket, url.key, confirm_key=not no_key_check)
     if as_json:
         emit_json(info.to_json())
         return
@@ -323,7 +339,7 @@ def envelope_table(info: ObjectInfo) -> Table:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for name, value in info.to_json().items():
-        if value is None:
+        if value is None or value == []:
             continue
         table.add_row(name.replace("_", " "), _cell(value))
     return table
@@ -332,6 +348,8 @@ def envelope_table(info: ObjectInfo) -> Table:
 def _cell(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items()) or "{}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
     return str(value)
 
 

@@ -66,9 +66,14 @@ V = TypeVar("V")
 
 
 class SyncRefused(RefusedError):
-    """The guard refused the run: nothing was changed in S3."""
+    """The guard refused the run: nothing was changed in S3. ``kind`` says which
+    refusal (`GuardVerdict.kind`: mass-delete, folder-emptied, root-missing, ...)."""
 
     title = "Sync refused"
+
+    def __init__(self, message: str, *, hint: str | None = None, kind: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.kind = kind
 
 
 class SyncEngine:
@@ -144,7 +149,7 @@ class SyncEngine:
         status = root_status(root)
         if status != "ok":
             verdict = guard(Plan(), 0, 0, self.folder, root_status=status)
-            raise SyncRefused(verdict.reason, hint=verdict.hint or None)
+            raise SyncRefused(verdict.reason, hint=verdict.hint or None, kind=verdict.kind)
         identity = root_identity(root)
         record = self.state.folder(self.fid)
         root_changed = bool(record and record.identity and record.identity != identity)
@@ -193,7 +198,7 @@ class SyncEngine:
         )
         if not verdict.ok:
             hint = verdict.hint or f"Nothing was changed in S3; see `{FORCE}`."
-            raise SyncRefused(verdict.reason, hint=hint)
+            raise SyncRefused(verdict.reason, hint=hint, kind=verdict.kind)
         report.forced = verdict.reason
         report.planned = planned_counts(plan)
         if dry_run:
@@ -288,8 +293,7 @@ class SyncEngine:
             )
             with tally.lock:
                 copied.add(action.src_path)
-            tally.update(lambda r: setattr(r, "copied", r.copied + 1))
-            tally.done(action.dst_path)
+            tally.renamed(action.src_path, action.dst_path)
 
         self.runner.guarded(action.dst_path, tally, work)
 
@@ -316,8 +320,9 @@ class SyncEngine:
             # counts as `copied` (renamed), not as a deleted file.
             self.state.forget(self.fid, action.path)
             if action.renamed_to is None:
-                tally.update(lambda r: setattr(r, "deleted", r.deleted + 1))
-            tally.done(action.path)
+                tally.deleted(action.path)
+            else:
+                tally.done(action.path)
 
         self.runner.guarded(action.path, tally, work)
 

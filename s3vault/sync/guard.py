@@ -31,6 +31,9 @@ class GuardVerdict:
     reason: str = ""
     hint: str = ""
     forceable: bool = True
+    # What was refused, for the agent's status: root-missing, not-a-directory,
+    # root-unreadable, root-changed, folder-emptied, mass-delete.
+    kind: str = ""
 
     def raise_if_refused(self) -> None:
         if not self.ok:
@@ -66,15 +69,18 @@ def guard(
 def _root_problem(status: RootStatus, settings: FolderSettings) -> GuardVerdict:
     root = settings.path
     if status == "missing":
+        kind = "root-missing"
         reason = f"the sync folder {root} does not exist: is a drive not mounted?"
         hint = "Nothing was changed in S3. Mount the drive or create the folder, or fix 'path'."
     elif status == "not-a-directory":
+        kind = "not-a-directory"
         reason = f"the sync folder {root} is not a folder"
         hint = "Nothing was changed in S3. Fix 'path' in the config."
     else:
+        kind = "root-unreadable"
         reason = f"the sync folder {root} cannot be read"
         hint = "Nothing was changed in S3. Check the folder's permissions."
-    return GuardVerdict(ok=False, reason=reason, hint=hint, forceable=False)
+    return GuardVerdict(ok=False, reason=reason, hint=hint, forceable=False, kind=kind)
 
 
 def _refusal(
@@ -94,6 +100,7 @@ def _refusal(
             "at the same path): is a drive not mounted, or was the folder replaced?",
             hint=f"Nothing was changed in S3. If this is the right folder, run `{FORCE}` "
             "to sync it and remember it.",
+            kind="root-changed",
         )
     if local_count == 0 and state_count > 0:
         return GuardVerdict(
@@ -101,6 +108,7 @@ def _refusal(
             reason=f"the folder {root} is suddenly empty (it held {state_count} synced "
             "files): was a drive unmounted?",
             hint=f"Nothing was deleted in S3. If you emptied the folder on purpose, run `{FORCE}`.",
+            kind="folder-emptied",
         )
     deletes = plan.deletes
     too_many_files = deletes > settings.max_delete_files
@@ -117,5 +125,6 @@ def _refusal(
             f"from S3 ({limit})",
             hint=f"Nothing was deleted. If you deleted these files on purpose, run `{FORCE}`; "
             "the limits are the folder's max_delete_percent and max_delete_files.",
+            kind="mass-delete",
         )
     return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +56,19 @@ class PathError:
 
 
 @dataclass(frozen=True, slots=True)
+class FileDone:
+    """One file the run changed in S3: what the agent's per-file activity lists."""
+
+    action: str  # uploaded, renamed, deleted
+    path: str  # renamed: the new path
+    src: str | None = None  # renamed: the old path
+
+
+FILES_DONE_KEPT = 1000
+"""A report names at most this many changed files (the newest); the counts are exact."""
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedAction:
     """One step of a plan, in the user's words: what `sync --dry-run` lists."""
 
@@ -86,6 +100,8 @@ class SyncReport:
     bytes: int = 0
     duration: float = 0.0
     forced: str = ""  # the guard's reason when --force overruled it
+    # The newest changed files, for the agent's activity; not in `to_json` (the counts are).
+    done: deque[FileDone] = field(default_factory=lambda: deque(maxlen=FILES_DONE_KEPT))
 
     @property
     def exit_code(self) -> int:
@@ -103,6 +119,7 @@ class SyncReport:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["done"]
         data["exit_code"] = self.exit_code
         return data
 
@@ -221,9 +238,28 @@ class Tally:
         def count(r: SyncReport) -> None:
             r.uploaded += 1
             r.bytes += size
+            r.done.append(FileDone("uploaded", path))
 
         self.update(count)
         self.done(path, size)
+
+    def renamed(self, src: str, dst: str) -> None:
+        """Copied to ``dst`` server-side (its old object ``src`` goes with the deletes)."""
+
+        def count(r: SyncReport) -> None:
+            r.copied += 1
+            r.done.append(FileDone("renamed", dst, src))
+
+        self.update(count)
+        self.done(dst)
+
+    def deleted(self, path: str) -> None:
+        def count(r: SyncReport) -> None:
+            r.deleted += 1
+            r.done.append(FileDone("deleted", path))
+
+        self.update(count)
+        self.done(path)
 
     def defer(self, path: str) -> None:
         """Changing or gone while read: the next run looks again."""

@@ -7,14 +7,18 @@ and return, so that callers need neither `s3vault.crypto` nor `s3vault.remote`.
 
 from s3vault.crypto.envelope import Location, Version
 from s3vault.remote.objects import ObjectHead, ObjectSummary, Written
+from s3vault.vault.key_check import KeyIdentity
+from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.results import GetResult, PrefixEntry, PutResult, SealedObject
 from s3vault.vault.sealed_puts import SealedOutcome, SealedPut
 from s3vault.vault.vault import Vault
 
 __all__ = [
     "GetResult",
+    "KeyIdentity",
     "Location",
     "ObjectHead",
+    "ObjectInfo",
     "ObjectSummary",
     "PrefixEntry",
     "PutResult",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -11,9 +11,7 @@ from s3vault.crypto.constants import CEK_CBC, CEK_GCM, SUITE_V3
 from s3vault.crypto.content import plaintext_length
 from s3vault.crypto.envelope import Envelope
 from s3vault.remote.objects import ObjectHead
-
-KEY_NAME_FIELD = "s3vault-key"
-"""The material-description entry in which s3vault names the master key of an object."""
+from s3vault.vault.key_check import KeyIdentity, named_key
 
 CONTENT_CIPHER_NAMES = {
     SUITE_V3: "AES-256-GCM, HKDF-SHA512 key derivation and key commitment (suite 115)",
@@ -39,6 +37,8 @@ class ObjectInfo:
     envelope: Envelope | None
     envelope_error: str | None = None
     instruction_file: str | None = None  # the key of the object holding the envelope, if any
+    # Set by `Vault.identify_key` (the data key opened); else what the envelope names.
+    checked_key: KeyIdentity | None = None
 
     @property
     def url(self) -> str:
@@ -49,10 +49,20 @@ class ObjectInfo:
         return self.envelope is not None
 
     @property
+    def master_key(self) -> KeyIdentity | None:
+        """The master key: as checked by `Vault.identify_key`, else as the envelope
+        names it (unconfirmed); None for a plain object."""
+        if self.checked_key is not None:
+            return self.checked_key
+        return named_key(self.envelope) if self.envelope is not None else None
+
+    def with_checked_key(self, key: KeyIdentity) -> ObjectInfo:
+        return replace(self, checked_key=key)
+
+    @property
     def key_name(self) -> str | None:
-        if self.envelope is None:
-            return None
-        return self.envelope.description.get(KEY_NAME_FIELD)
+        key = self.master_key
+        return key.key_name if key is not None else None
 
     @property
     def plaintext_size(self) -> int | None:
@@ -88,7 +98,12 @@ class ObjectInfo:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Every envelope field, decoded; binary values in standard base64."""
+        """Every envelope field, decoded; binary values in standard base64.
+
+        The master key fields (docs/format.md, "What inspect shows"): ``key_name``,
+        ``key_names``, ``kms_key_id``, ``key_source``, ``key_confirmed``, ``key_check``
+        and ``key_check_message``; all null / false / "not-checked" for a plain object.
+        """
         data: dict[str, Any] = {
             "url": self.url,
             "bucket": self.bucket,
@@ -100,7 +115,7 @@ class ObjectInfo:
             "etag": self.etag,
             "last_modified": self.last_modified.isoformat() if self.last_modified else None,
             "version_id": self.version_id,
-            "key_name": self.key_name,
+            **(self.master_key or KeyIdentity()).to_json(),
         }
         if self.envelope_error:
             data["error"] = self.envelope_error

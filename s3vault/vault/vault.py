@@ -38,7 +38,7 @@ from s3vault.errors import (
     S3VaultError,
     UsageError,
 )
-from s3vault.keys.provider import DESCRIPTION_KEY, KeyProvider
+from s3vault.keys.provider import KeyProvider
 from s3vault.remote.objects import ObjectHead, ObjectSummary, Progress, Written, s3_url
 from s3vault.remote.s3 import S3Remote
 from s3vault.vault.envelopes import (
@@ -48,6 +48,7 @@ from s3vault.vault.envelopes import (
     envelope_not_found,
     new_object,
 )
+from s3vault.vault.key_check import identify_key, named_key
 from s3vault.vault.listing import list_with_envelopes
 from s3vault.vault.objects import ObjectInfo
 from s3vault.vault.results import GetResult, PrefixEntry, PutResult, SealedObject
@@ -290,10 +291,7 @@ class Vault:
     # ---- inspect / list ------------------------------------------------------------
 
     def read_envelope(self, head: ObjectHead) -> Envelope | None:
-        """The object's envelope, from its metadata or its instruction file.
-
-        None when the object carries no envelope at all (a plain object).
-        """
+        """The object's envelope, from its metadata or its instruction file (None: plain)."""
         return self.read_envelope_and_file(head)[0]
 
     def read_envelope_and_file(
@@ -315,9 +313,17 @@ class Vault:
         fields = parse_instruction_file(body)
         return parse_envelope(head.metadata, fields), InstructionFile(stored, body, fields)
 
-    def inspect(self, bucket: str, key: str) -> ObjectInfo:
+    def inspect(self, bucket: str, key: str, *, confirm_key: bool = False) -> ObjectInfo:
+        """The object's facts and envelope; ``confirm_key``: `identify_key` too."""
         head = self.remote.head(bucket, key)
-        return self._info(head, self.read_envelope(head))
+        info = self._info(head, self.read_envelope(head))
+        return self.identify_key(info) if confirm_key else info
+
+    def identify_key(self, info: ObjectInfo) -> ObjectInfo:
+        """``info`` with its master key confirmed by opening the data key (no content is
+        read; a missing key or KMS failure shows in `KeyIdentity.check`, never raised)."""
+        env = info.envelope
+        return info if env is None else info.with_checked_key(identify_key(self.keys, env))
 
     def _info(self, head: ObjectHead, envelope: Envelope | None) -> ObjectInfo:
         in_file = envelope is not None and envelope.location is Location.INSTRUCTION_FILE
@@ -423,15 +429,12 @@ class Vault:
                 yield entry
 
     def master_key_name(self, head: ObjectHead) -> str | None:
-        """The master key the object's envelope names, when the envelope is in the
-        metadata of ``head`` (no request); None for an instruction-file envelope, a
-        KMS key or metadata that is no envelope."""
+        """The master key named by an envelope in ``head``'s metadata (no request); None
+        for an instruction-file envelope, a KMS key or metadata that is no envelope."""
         try:
-            envelope = parse_envelope(head.metadata)
+            return named_key(parse_envelope(head.metadata)).key_name
         except S3VaultError:
             return None
-        name = envelope.description.get(DESCRIPTION_KEY)
-        return name if isinstance(name, str) else None
 
     def sealed_plaintext_size(self, head: ObjectHead) -> int:
         """The plaintext size of an object this vault sealed (AES-GCM: its size less
