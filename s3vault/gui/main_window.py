@@ -111,6 +111,3 @@ class MainWindow(QMainWindow):
         if handler is not None and not handler(event):
             return
         event.accept()
-
-
-
