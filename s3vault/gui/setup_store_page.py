@@ -78,7 +78,10 @@ class StorePage(QWizardPage):
         if self.profile.count() == 1:
             # Reading ~/.aws/config is disk I/O: a job.
             self._jobs.start(
-                "read the AWS profiles", lambda job: aws_profiles(), on_done=self._profiles
+                "read the AWS profiles",
+                lambda job: aws_profiles(),
+                on_done=self._profiles,
+                on_failed=lambda problem: self.tester.status.setText(f"✗ {problem.text()}"),
             )
 
     def _profiles(self, names: list[str]) -> None:
