@@ -94,12 +94,16 @@ class SettingsForm(QWidget):
         self._folder_loaded: list[dict[str, object]] = []
         self._shown_folder = -1
         self.folders_box = QGroupBox("Synced folders")
-        folder_form = QFormLayout(self.folders_box)
+        self.folder_panel = QWidget()
+        folder_form = QFormLayout(self.folder_panel)
+        folder_form.setContentsMargins(0, 0, 0, 0)
         folder_form.addRow("&Folder:", self.folder_choice)
         for f in self.folder_fields.values():
             self._add_row(folder_form, f)
-        self.no_folders = QLabel("No synced folders yet.")
-        folder_form.addRow(self.no_folders)
+        self.no_folders = QLabel("No synced folders yet (the Folders view adds them).")
+        box_layout = QVBoxLayout(self.folders_box)
+        box_layout.addWidget(self.folder_panel)
+        box_layout.addWidget(self.no_folders)
         layout.addWidget(self.folders_box)
         self.folder_choice.currentIndexChanged.connect(self._show_folder)
 
@@ -196,8 +200,7 @@ class SettingsForm(QWidget):
         self.folder_choice.blockSignals(False)
         has = bool(config.folders)
         self.no_folders.setVisible(not has)
-        for w in (self.folder_choice, *(f.widget for f in self.folder_fields.values())):
-            w.setVisible(has)
+        self.folder_panel.setVisible(has)
         if has:
             self.folder_choice.setCurrentIndex(0)
             self._show_folder(0)

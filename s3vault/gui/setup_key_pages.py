@@ -223,7 +223,9 @@ class KeyPage(QWizardPage):
         self._ready_for = values
         self.error.setText("")
         self.completeChanged.emit()
-        self.wizard().next()
+        wizard = self.wizard()
+        if wizard is not None and wizard.currentPage() is self:  # not if the person went back
+            wizard.next()
 
     def _failed(self, problem: Problem) -> None:
         self._busy = False
