@@ -208,17 +208,23 @@ class SettingsView(QWidget):
         self.revert_button.setEnabled(editable)
 
     def _suggestions(self) -> None:
-        """Profiles and key names for the combo boxes (disk and keyring: jobs)."""
+        """Profiles and key names for the combo boxes (disk and keyring: jobs).
+
+        Callbacks are methods of the view, not lambdas: a method's connection ends with
+        the view, so a late reply after the window closed reaches nothing."""
         self.ctx.jobs.start(
-            "read the AWS profiles",
-            lambda job: aws_profiles(),
-            on_done=lambda names: self._suggest(self.form.profile.widget, names),
+            "read the AWS profiles", lambda job: aws_profiles(), on_done=self._profiles_read
         )
+        keystore = self.ctx.keystore
         self.ctx.jobs.start(
-            "list the keys",
-            lambda job: self.ctx.keystore().names(),
-            on_done=lambda names: self._suggest(self.form.default_key.widget, names),
+            "list the keys", lambda job: keystore().names(), on_done=self._keys_listed
         )
+
+    def _profiles_read(self, names: list[str]) -> None:
+        self._suggest(self.form.profile.widget, names)
+
+    def _keys_listed(self, names: list[str]) -> None:
+        self._suggest(self.form.default_key.widget, names)
 
     @staticmethod
     def _suggest(combo: QWidget, names: list[str]) -> None:
@@ -307,24 +313,24 @@ class SettingsView(QWidget):
     def _set_autostart(self, enabled: bool) -> None:
         config_path = None if self.path == default_config_path() else self.path
         self.start_at_login.setEnabled(False)
-
-        def failed(problem: Problem) -> None:
-            self.start_at_login.setEnabled(True)
-            self.start_at_login.setChecked(not enabled)
-            self.ctx.activity.add("start at login", "", problem.message, "error")
-            show_problem(self, problem)
-
-        def done(path: Path) -> None:
-            self.start_at_login.setEnabled(True)
-            what = "on" if enabled else "off"
-            self.ctx.activity.add("start at login", str(path), what, "done")
-
+        self._autostart_wanted = enabled
         self.ctx.jobs.start(
             "start at login",
             lambda job: autostart.set_enabled(enabled, config_path),
-            on_done=done,
-            on_failed=failed,
+            on_done=self._autostart_set,
+            on_failed=self._autostart_failed,
         )
+
+    def _autostart_set(self, path: Path) -> None:
+        self.start_at_login.setEnabled(True)
+        what = "on" if self._autostart_wanted else "off"
+        self.ctx.activity.add("start at login", str(path), what, "done")
+
+    def _autostart_failed(self, problem: Problem) -> None:
+        self.start_at_login.setEnabled(True)
+        self.start_at_login.setChecked(not self._autostart_wanted)
+        self.ctx.activity.add("start at login", "", problem.message, "error")
+        show_problem(self, problem)
 
     def _open_location(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.path.parent)))

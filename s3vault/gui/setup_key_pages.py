@@ -70,6 +70,7 @@ class KeyPage(QWizardPage):
         self._busy = False
         self.ready_key: str | None = None  # the key stored for the values shown
         self._ready_for: tuple[object, ...] | None = None
+        self._pending: tuple[object, ...] | None = None
         self.imported_from: Path | None = None
 
         self.choice = QButtonGroup(self)
@@ -182,12 +183,13 @@ class KeyPage(QWizardPage):
         if self._busy:
             return False
         self._busy = True
+        self._pending = values
         self.error.setText("Storing the key in the keyring…")
         self.completeChanged.emit()
         self._jobs.start(
             "store the master key",
             self._work(values),
-            on_done=lambda result: self._stored(values, result),
+            on_done=self._stored,
             on_failed=self._failed,
         )
         return False
@@ -217,10 +219,10 @@ class KeyPage(QWizardPage):
 
         return work
 
-    def _stored(self, values: tuple[object, ...], result: tuple[str, Path | None]) -> None:
+    def _stored(self, result: tuple[str, Path | None]) -> None:
         self._busy = False
         self.ready_key, self.imported_from = result
-        self._ready_for = values
+        self._ready_for = self._pending
         self.error.setText("")
         self.completeChanged.emit()
         wizard = self.wizard()

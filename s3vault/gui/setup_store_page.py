@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from s3vault.config.model import S3Settings
 from s3vault.gui.jobs import JobRunner
+from s3vault.gui.messages import Problem
 from s3vault.gui.store_test import StoreTester
 from s3vault.vault.store_check import Verdict, aws_profiles
 
@@ -81,13 +82,16 @@ class StorePage(QWizardPage):
                 "read the AWS profiles",
                 lambda job: aws_profiles(),
                 on_done=self._profiles,
-                on_failed=lambda problem: self.tester.status.setText(f"✗ {problem.text()}"),
+                on_failed=self._profiles_failed,
             )
 
     def _profiles(self, names: list[str]) -> None:
         for name in names:
             if self.profile.findData(name) < 0:
                 self.profile.addItem(f"Profile {name}", name)
+
+    def _profiles_failed(self, problem: Problem) -> None:
+        self.tester.status.setText(f"✗ {problem.text()}")
 
     def s3_settings(self) -> S3Settings:
         return S3Settings(
