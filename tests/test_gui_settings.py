@@ -183,3 +183,12 @@ def test_test_connection_checks_the_configured_bucket(qtbot, ctx: AppContext, bu
         view.tester.test_button.click()
     assert all(v.ok for v in tested.args[0]), view.tester.lines.text()
     assert f"{bucket} exists" in view.tester.lines.text()
+
+
+def test_the_view_follows_a_config_written_elsewhere(
+    qtbot, ctx: AppContext, gui_config: Path
+) -> None:
+    view = open_view(qtbot, ctx)
+    gui_config.write_text(gui_config.read_text() + "defaults: {format: v2}\n")
+    ctx.reload_config()  # what another view does after writing the file
+    qtbot.waitUntil(lambda: view.form.field("defaults", "format").read() == "v2", timeout=5_000)

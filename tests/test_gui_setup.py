@@ -205,3 +205,43 @@ def test_cancelling_the_setup_says_so_and_writes_nothing(qtbot, tmp_path: Path) 
     wizard.show()
     wizard.reject()
     assert wizard.choice == "cancelled" and not path.exists()
+
+
+def test_an_imported_key_counts_as_its_own_backup(
+    qtbot, tmp_path: Path, keyring_service: str
+) -> None:
+    from s3vault.keys.material import generate_key
+
+    key = generate_key("office")
+    key_file = tmp_path / "office.key"
+    key_file.write_bytes(export_text(key))
+    wizard = SetupWizard(tmp_path / "config.yaml", keyring_service=keyring_service)
+    qtbot.addWidget(wizard)
+    wizard.setStartId(wizard.pageIds()[2])  # the key page
+    wizard.show()
+    page = wizard.key
+    page.import_.setChecked(True)
+    page.name.setText("office")
+    page.import_path.setText(str(key_file))
+    wizard.next()
+    qtbot.waitUntil(lambda: wizard.currentPage() is wizard.backup, timeout=10_000)
+    assert KeyStore(keyring_service).get("office").fingerprint == key.fingerprint
+    assert wizard.backup.isComplete()
+    assert str(key_file) in wizard.backup.status.text()
+
+
+def test_a_key_name_already_taken_is_refused_on_the_page(
+    qtbot, tmp_path: Path, keyring_service: str
+) -> None:
+    from s3vault.keys.material import generate_key
+
+    KeyStore(keyring_service).put(generate_key("taken"))
+    wizard = SetupWizard(tmp_path / "config.yaml", keyring_service=keyring_service)
+    qtbot.addWidget(wizard)
+    wizard.setStartId(wizard.pageIds()[2])
+    wizard.show()
+    wizard.key.name.setText("taken")
+    wizard.next()
+    qtbot.waitUntil(lambda: wizard.key.error.text().startswith("✗"), timeout=10_000)
+    assert "already exists" in wizard.key.error.text()
+    assert wizard.currentPage() is wizard.key

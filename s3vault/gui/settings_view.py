@@ -132,6 +132,7 @@ class SettingsView(QWidget):
         layout.addLayout(buttons)
 
         self._set_editable(False)
+        ctx.config_changed.connect(self._config_changed)
         self.load()
         self._suggestions()
 
@@ -158,6 +159,15 @@ class SettingsView(QWidget):
         self.ctx.jobs.start(
             "read the config file", work, on_done=self._loaded, on_failed=self._unreadable
         )
+
+    def _config_changed(self) -> None:
+        """Another view (or the setup) wrote the file: show it, unless the person has
+        unsaved edits here (they are kept; Revert shows the file)."""
+        if self._busy:
+            return
+        if self.loaded is not None and self.loaded.config is not None and self.form.changes():
+            return
+        self.load()
 
     def _loaded(self, loaded: Loaded) -> None:
         self._busy = False
