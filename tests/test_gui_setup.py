@@ -245,3 +245,21 @@ def test_a_key_name_already_taken_is_refused_on_the_page(
     qtbot.waitUntil(lambda: wizard.key.error.text().startswith("✗"), timeout=10_000)
     assert "already exists" in wizard.key.error.text()
     assert wizard.currentPage() is wizard.key
+
+
+def test_the_store_page_offers_the_profiles_of_the_aws_config(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws_config = tmp_path / "aws-config"
+    aws_config.write_text("[default]\nregion = us-east-1\n[profile work]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(aws_config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    wizard = SetupWizard(tmp_path / "config.yaml")
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.next()
+    combo = wizard.store.profile
+    qtbot.waitUntil(lambda: combo.findData("work") >= 0, timeout=5_000)
+    combo.setCurrentIndex(combo.findData("work"))
+    assert wizard.store.s3_settings().profile == "work"
+    assert combo.itemData(0) is None  # the default credential chain stays first
