@@ -55,6 +55,20 @@ def read_document(path: Path) -> Document:
     return data
 
 
+FieldProblem = tuple[tuple[str | int, ...], str]
+"""Where a value is wrong (``("agent", "workers")``, ``("folders", 0, "delete")``) and why."""
+
+
+def field_problems(doc: Document) -> list[FieldProblem]:
+    """Every schema error of the document, by field; [] when it is valid (a form shows
+    each next to its field)."""
+    try:
+        Config.model_validate(_plain(doc))
+    except ValidationError as exc:
+        return [(tuple(err["loc"]), err["msg"]) for err in exc.errors()]
+    return []
+
+
 def validate(doc: Document, path: Path | None = None) -> Config:
     """The document checked against the schema; ConfigError naming each bad field."""
     try:
