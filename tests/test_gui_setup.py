@@ -16,7 +16,7 @@ from s3vault.config.model import S3Settings
 from s3vault.gui.jobs import JobRunner
 from s3vault.gui.setup_wizard import SetupWizard
 from s3vault.gui.store_test import StoreTester
-from s3vault.keys.backup import export_text
+from s3vault.keys.manage import export_text
 from s3vault.keys.store import KeyStore
 from s3vault.vault.store_check import BUCKET, CREDENTIALS, ENDPOINT, WRITE, check_store
 

@@ -80,6 +80,7 @@ class BrowserView(QWidget):
 
     rotate_requested = Signal(str, list, object)
     download_finished = Signal(object)  # a DownloadReport, or a Problem
+    folder_added = Signal(object)  # a dropped folder now kept in sync (its Path)
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -463,7 +464,9 @@ class BrowserView(QWidget):
         if where is None:
             self.message_bar.show_text("Choose a bucket first: files are uploaded where it shows.")
             return
-        from s3vault.gui.uploads import start_upload  # written beside this view
+        from s3vault.gui.uploads import start_upload
 
         bucket, prefix = where
-        start_upload(self, self.ctx, paths, bucket, prefix, on_finished=self.refresh)
+        session = start_upload(self, self.ctx, paths, bucket, prefix, on_finished=self.refresh)
+        if session is not None:
+            session.folder_added.connect(self.folder_added)

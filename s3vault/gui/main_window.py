@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -25,12 +26,18 @@ from s3vault.gui.browser_view import BrowserView
 from s3vault.gui.context import AppContext
 from s3vault.gui.folders_view import FoldersView
 from s3vault.gui.keys_view import KeysView
+from s3vault.gui.rotate_dialog import open_rotate_dialog
 from s3vault.gui.settings_view import SettingsView
 
 TITLE = "s3vault"
 
 
 class MainWindow(QMainWindow):
+    """``agent_restart_needed``: the config's folders changed (added in Folders, or a
+    dropped folder kept in sync); the app restarts the agent to pick them up."""
+
+    agent_restart_needed = Signal()
+
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
@@ -61,6 +68,10 @@ class MainWindow(QMainWindow):
             view.setAccessibleName(name)
             self.stack.addWidget(view)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.browser.rotate_requested.connect(self._rotate)
+        self.browser.folder_added.connect(lambda _path: self.agent_restart_needed.emit())
+        self.folders.browse_requested.connect(self._browse)
+        self.folders.agent_restart_needed.connect(self.agent_restart_needed)
         self.sidebar.setCurrentRow(0)
 
         central = QWidget()
@@ -82,6 +93,13 @@ class MainWindow(QMainWindow):
 
     def show_view(self, view: QWidget) -> None:
         self.sidebar.setCurrentRow(self.stack.indexOf(view))
+
+    def _browse(self, bucket: str, prefix: str) -> None:
+        self.show_view(self.browser)
+        self.browser.open_location(bucket, prefix)
+
+    def _rotate(self, bucket: str, keys: list[str], prefix: str | None) -> None:
+        open_rotate_dialog(self, self.ctx, bucket, keys, prefix)
 
     # ---- agent state in the status bar ------------------------------------------------
 

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from s3vault.errors import ConflictError, KeyMissingError
 from s3vault.gui.jobs import Job, JobRunner
 from s3vault.gui.messages import Problem
-from s3vault.keys.backup import export_key, import_key_file
+from s3vault.keys.manage import export_key, import_key_file
 from s3vault.keys.material import generate_key
 from s3vault.keys.store import KeyStore
 

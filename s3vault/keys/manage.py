@@ -127,10 +127,14 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool) -> None:
         # /dev/null itself with a file holding the key.
         raise UsageError(
             f"{path} is not a regular file: the key is written only to a file",
-            hint="Give a file name, or leave out --file to print the key on stdout.",
+            hint="Choose a file name (on the command line, leave out --file to print the "
+            "key on stdout).",
         )
     if path.exists() and not overwrite:
-        raise ConflictError(f"{path} already exists", hint="Pass --yes to overwrite it.")
+        raise ConflictError(
+            f"{path} already exists",
+            hint="Choose another file, or allow replacing it (--yes on the command line).",
+        )
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -148,6 +152,23 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def export_key(store: KeyStore, name: str, path: Path, *, overwrite: bool = False) -> Path:
+    """Write key ``name`` of ``store`` to ``path`` (mode 0600, a backup that
+    `import_key_file` and `s3vault key import` read back); the path written."""
+    validate_name(name)
+    write_private_file(path, export_text(store.get(name)), overwrite=overwrite)
+    return path
+
+
+def import_key_file(
+    store: KeyStore, name: str, kind: ImportType, path: Path
+) -> tuple[MasterKey, PutResult]:
+    """Read a key file (an export, or raw/hex/base64 AES, PEM RSA) into ``store`` as
+    ``name``; the key and "created" or "unchanged" (ConflictError: other material)."""
+    key, _ = parse_import(name, kind, read_key_file(path))
+    return key, store.put(key)
 
 
 def key_info(store: KeyStore, name: str) -> KeyInfo | None:
