@@ -116,9 +116,13 @@ class NotifyServer:
         if call.method == "Notify":
             if call.signature != NOTIFY_SIGNATURE:
                 return new_error(
-                    msg, INVALID_ARGS, "s",
-                    (f"Type of message, '({call.signature})', does not match expected type "
-                     f"'({NOTIFY_SIGNATURE})'",),
+                    msg,
+                    INVALID_ARGS,
+                    "s",
+                    (
+                        f"Type of message, '({call.signature})', does not match expected type "
+                        f"'({NOTIFY_SIGNATURE})'",
+                    ),
                 )
             _app, replaces_id, _icon, summary, body, _actions, _hints, _timeout = call.body
             if replaces_id and replaces_id in self.live:

@@ -26,10 +26,14 @@ def sender() -> Iterator[NotificationSender]:
 
 
 def snapshot(errors: int = 0, conflicts: int = 0, **extra: Any) -> dict[str, Any]:
-    problems = [{"folder": "f", "path": f"docs/file{i}.txt", "message": "permission denied"}
-                for i in range(errors)]
-    problems += [{"folder": "f", "path": f"c{i}.txt", "message": "conflict: both changed"}
-                 for i in range(conflicts)]
+    problems = [
+        {"folder": "f", "path": f"docs/file{i}.txt", "message": "permission denied"}
+        for i in range(errors)
+    ]
+    problems += [
+        {"folder": "f", "path": f"c{i}.txt", "message": "conflict: both changed"}
+        for i in range(conflicts)
+    ]
     return {"state": "idle", "folders": [], "errors": problems, "progress": None, **extra}
 
 
@@ -128,9 +132,7 @@ def test_without_a_notification_server_the_sender_falls_back_quietly(
     assert fallbacks == [("1 file failed to sync", "x")]
 
 
-def test_the_server_is_strict_qtdbus_with_plain_python_values_is_rejected(
-    qtbot, server
-) -> None:
+def test_the_server_is_strict_qtdbus_with_plain_python_values_is_rejected(qtbot, server) -> None:
     from PySide6.QtDBus import QDBusConnection, QDBusMessage
 
     bus = QDBusConnection.sessionBus()

@@ -15,6 +15,7 @@ a burst never floods the desktop (owncloud #1777: 5,000 popups froze a desktop).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -94,15 +95,21 @@ def _wanted(status: Status) -> list[Show]:
         shows.append(Show("error", "A folder could not be synced", _lines(folder_errors), 2))
     if need.conflicts:
         conflicts = status.get("conflicts")
-        items = conflicts if isinstance(conflicts, list) else [
-            e for e in problems if str(e.get("message", "")).startswith("conflict")
-        ]
+        items = (
+            conflicts
+            if isinstance(conflicts, list)
+            else [e for e in problems if str(e.get("message", "")).startswith("conflict")]
+        )
         summary = f"{plural(need.conflicts, 'conflict')} to resolve"
         shows.append(Show("conflict", summary, _lines(_describe(items)), 1))
     if need.refusals:
         shows.append(
-            Show("mass-delete", "A mass delete was refused: nothing was deleted",
-                 _lines(list(need.refusals)), 2)
+            Show(
+                "mass-delete",
+                "A mass delete was refused: nothing was deleted",
+                _lines(list(need.refusals)),
+                2,
+            )
         )
     return shows
 
@@ -134,7 +141,7 @@ class NotificationSender:
     def __init__(self, on_unavailable: Callable[[str, str], None] | None = None) -> None:
         self.ids: dict[Kind, int] = {}
         self.on_unavailable = on_unavailable
-        self._queue: queue.Queue[Command | None] = queue.Queue()
+        self._queue: queue.Queue[Command | _Marker | None] = queue.Queue()
         self._logged = False
         self._conn: Any = None
         self._thread = threading.Thread(target=self._run, name="notifications", daemon=True)
@@ -146,7 +153,7 @@ class NotificationSender:
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every queued command was sent (for tests and quit)."""
         done = threading.Event()
-        self._queue.put(_Marker(done))  # type: ignore[arg-type]
+        self._queue.put(_Marker(done))
         return done.wait(timeout)
 
     def close(self) -> None:
@@ -173,8 +180,16 @@ class NotificationSender:
                 "desktop-entry": ("s", APP_NAME),
                 "category": ("s", "transfer.error"),
             }
-            body = (APP_NAME, self.ids.get(command.kind, 0), APP_NAME, command.summary,
-                    command.body, [], hints, -1)
+            body: tuple[Any, ...] = (
+                APP_NAME,
+                self.ids.get(command.kind, 0),
+                APP_NAME,
+                command.summary,
+                command.body,
+                [],
+                hints,
+                -1,
+            )
             (new_id,) = self._call("Notify", NOTIFY_SIGNATURE, body)
             self.ids[command.kind] = int(new_id)
         else:
@@ -196,10 +211,8 @@ class NotificationSender:
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._conn.close()
-            except OSError:
-                pass
             self._conn = None
 
     def _unavailable(self, show: Show, exc: Exception) -> None:
@@ -227,13 +240,13 @@ class DesktopNotifications(QObject):
     def __init__(self, agent: Any, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.notifier = Notifier()
-        self.sender = NotificationSender(on_unavailable=self.fallback.emit)
+        self.outbox = NotificationSender(on_unavailable=self.fallback.emit)
         self._agent = agent
         agent.status.connect(self.on_status)
 
     def on_status(self, status: Status) -> None:
         for command in self.notifier.feed(status, connected=True):
-            self.sender.send(command)
+            self.outbox.send(command)
 
     def close(self) -> None:
-        self.sender.close()
+        self.outbox.close()

@@ -73,8 +73,11 @@ def mass_delete_refusals(status: Status) -> list[str]:
     for folder in _list(status.get("folders")):
         if isinstance(folder, dict) and folder.get("refused"):
             refused = folder["refused"]
-            found.append(_message(refused) if not isinstance(refused, bool) else
-                         str(folder.get("message") or folder.get("path") or "refused"))
+            found.append(
+                _message(refused)
+                if not isinstance(refused, bool)
+                else str(folder.get("message") or folder.get("path") or "refused")
+            )
     return [m for m in found if m]
 
 
