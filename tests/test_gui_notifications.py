@@ -148,3 +148,32 @@ def test_the_server_is_strict_qtdbus_with_plain_python_values_is_rejected(qtbot,
     (call,) = server.calls_of("Notify")
     assert call.signature != NOTIFY_SIGNATURE and not call.accepted
     assert server.live == {}
+
+
+def test_a_folder_refused_by_the_guard_is_one_mass_delete_notification_with_its_hint() -> None:
+    # Protocol 2: the refusal stands on the folder (which is in error) until a run succeeds.
+    refused = {
+        "kind": "mass-delete",
+        "message": "this run would delete 9 of 10 synced files",
+        "hint": "run `s3vault sync --force`",
+    }
+    folder = {
+        "folder": "f",
+        "path": "/d",
+        "state": "error",
+        "message": refused["message"],
+        "refused": refused,
+    }
+    status = {
+        "state": "error",
+        "folders": [folder],
+        "errors": [],
+        "conflicts": [],
+        "attention": {"level": "error", "errors": 0, "conflicts": 0, "refused": 1},
+    }
+    notifier = Notifier()
+    (show,) = notifier.feed(status)
+    assert isinstance(show, Show) and show.kind == "mass-delete" and show.urgency == 2
+    assert show.body == f"{refused['message']}\n{refused['hint']}"
+    folder.update(state="idle", message=None, refused=None)
+    assert notifier.feed(dict(status, state="idle")) == [Close("mass-delete")]

@@ -86,7 +86,11 @@ def _wanted(status: Status) -> list[Show]:
     folder_errors = [
         f"{f.get('path')}: {f.get('message')}"
         for f in status.get("folders") or []
-        if isinstance(f, dict) and f.get("state") == "error" and f.get("message")
+        # A refused run has a notification of its own (below).
+        if isinstance(f, dict)
+        and f.get("state") == "error"
+        and f.get("message")
+        and not f.get("refused")
     ]
     if need.errors:
         summary = f"{plural(need.errors, 'file')} failed to sync"

@@ -74,7 +74,9 @@ class SingleInstance(QObject):
         assert self.server is not None
         while (sock := self.server.nextPendingConnection()) is not None:
             sock.readyRead.connect(lambda s=sock: self._read(s))
-            sock.disconnected.connect(sock.deleteLater)
+            # No deleteLater on `disconnected`: with PySide6 6.12 that deletes the socket
+            # under its Python wrapper (a crash at teardown). A launch leaves one idle
+            # socket, a child of the server, freed with it.
             if sock.bytesAvailable():
                 self._read(sock)
 

@@ -64,20 +64,19 @@ def attention(status: Status | None) -> Attention:
 
 
 def mass_delete_refusals(status: Status) -> list[str]:
-    """The messages of refused mass deletes (the guard stopped a run): top-level
-    ``refusals``/``mass_delete`` (a dict or a list of dicts or strings) or a folder's
-    ``refused``."""
+    """What the guard refused, one line each (message, then its hint): a folder's
+    ``refused`` ({kind, message, hint}), or a top-level ``refusals``/``mass_delete``
+    (a dict or a list of dicts or strings)."""
     found: list[str] = []
-    for key in ("refusals", "mass_delete", "refused"):
+    for key in ("refusals", "mass_delete"):
         found += [_message(v) for v in _as_list(status.get(key)) if v]
     for folder in _list(status.get("folders")):
         if isinstance(folder, dict) and folder.get("refused"):
             refused = folder["refused"]
-            found.append(
-                _message(refused)
-                if not isinstance(refused, bool)
-                else str(folder.get("message") or folder.get("path") or "refused")
-            )
+            if isinstance(refused, bool):
+                found.append(str(folder.get("message") or folder.get("path") or "refused"))
+            else:
+                found.append(_message(refused))
     return [m for m in found if m]
 
 
@@ -155,7 +154,9 @@ def _is_conflict(entry: object) -> bool:
 
 def _message(value: object) -> str:
     if isinstance(value, dict):
-        return str(value.get("message") or value.get("reason") or value.get("folder") or "")
+        text = str(value.get("message") or value.get("reason") or value.get("folder") or "")
+        hint = value.get("hint")
+        return f"{text}\n{hint}" if text and hint else text
     return str(value)
 
 

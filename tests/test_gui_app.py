@@ -1,0 +1,263 @@
+"""The app shell: one instance per user, the agent started when none runs, and what
+closing the window does with and without a tray."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_helpers import write_config
+from PySide6.QtWidgets import QMessageBox
+
+from s3vault.gui.agent_link import AgentLink
+from s3vault.gui.agent_starter import NO_FOLDERS, STARTED
+from s3vault.gui.app import KEEP_SYNCING, STOP_SYNCING, AppShell, run
+from s3vault.gui.context import AppContext
+from s3vault.gui.single_instance import SingleInstance
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A short private dir for sockets (a Unix socket path is limited to ~107 bytes)."""
+    with tempfile.TemporaryDirectory(prefix="s3v-app-") as tmp:
+        os.chmod(tmp, 0o700)
+        yield Path(tmp)
+
+
+class Quits:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def make_shell(qtbot: Any) -> Iterator[Any]:
+    shells: list[AppShell] = []
+
+    def make(ctx: AppContext, **options: Any) -> tuple[AppShell, Quits]:
+        quits = Quits()
+        options.setdefault("tray_available", lambda: False)
+        options.setdefault("tray_wait_ms", 0)
+        shell = AppShell(ctx, quit_app=quits, **options)
+        qtbot.addWidget(shell.window)
+        shells.append(shell)
+        return shell, quits
+
+    yield make
+    for shell in shells:
+        shell.tray_host.stop()
+        shell.notifications.close()
+
+
+# ---- single instance ----------------------------------------------------------------
+
+
+def test_a_second_launch_asks_the_first_to_raise_its_window(qtbot, short_dir) -> None:
+    name = str(short_dir / "gui.sock")
+    first = SingleInstance(name)
+    assert first.listen()
+    second = SingleInstance(name)
+    with qtbot.waitSignal(first.raise_requested, timeout=5000):
+        assert second.forward_to_running()
+    first.close()
+    assert not SingleInstance(name).forward_to_running(), "nobody listens any more"
+
+
+def test_a_stale_socket_of_a_crashed_app_is_taken_over(qtbot, short_dir) -> None:
+    name = str(short_dir / "gui.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(name)  # bound, never listening, then gone: like a crashed app's file
+    stale.close()
+    assert Path(name).exists()
+    assert not SingleInstance(name).forward_to_running()
+    first = SingleInstance(name)
+    assert first.listen()
+    with qtbot.waitSignal(first.raise_requested, timeout=5000):
+        assert SingleInstance(name).forward_to_running()
+    first.close()
+
+
+def test_run_when_the_app_already_runs_raises_it_and_exits_0(qtbot, gui_config) -> None:
+    first = SingleInstance()  # the user's real name, in the session's runtime dir
+    assert first.listen()
+    try:
+        with qtbot.waitSignal(first.raise_requested, timeout=5000):
+            assert run(gui_config, ["s3vault"]) == 0
+    finally:
+        first.close()
+
+
+# ---- the agent ------------------------------------------------------------------------
+
+
+def _stop_pid(pid: int, socket_path: Path) -> None:
+    """Stop a detached agent by PID; it removes its socket on the way out."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 30
+    while socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not socket_path.exists(), f"agent {pid} did not stop"
+
+
+def test_no_agent_running_the_app_starts_one_says_so_and_can_restart_it(
+    qtbot, make_shell, tmp_path, bucket, run_cli, short_dir, monkeypatch
+) -> None:
+    folder = tmp_path / "Documents"
+    folder.mkdir()
+    config = write_config(tmp_path / "config.yaml", folder, bucket)
+    assert run_cli("key", "generate", "agent-key").returncode == 0
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))  # the agent it starts inherits it
+    socket_path = short_dir / "s3vault" / "agent.sock"
+    ctx = AppContext(config, agent=AgentLink(socket_path))
+    shell, _quits = make_shell(ctx)
+    pids: list[int] = []
+    try:
+        shell.start()
+        qtbot.waitUntil(
+            lambda: shell.window.agent_label.text() in ("Agent: idle", "Agent: syncing"),
+            timeout=30000,
+        )
+        assert shell.window.statusBar().currentMessage() == STARTED
+        assert any(e.result == STARTED for e in ctx.activity.entries())
+        assert ctx.agent.last_status is not None
+        pids.append(ctx.agent.last_status["pid"])
+
+        shell.restart_agent()
+        qtbot.waitUntil(
+            lambda: (ctx.agent.last_status or {}).get("pid") not in (None, pids[0]), timeout=60000
+        )
+        pids.append(ctx.agent.last_status["pid"])
+        qtbot.waitUntil(lambda: shell.window.statusBar().currentMessage() == STARTED)
+    finally:
+        ctx.agent.close()
+        assert ctx.jobs.shutdown(60_000)
+        for pid in pids:
+            _stop_pid(pid, socket_path)
+
+
+def test_without_folders_the_agent_is_not_started_and_the_app_says_why(
+    qtbot, make_shell, ctx
+) -> None:
+    shell, _quits = make_shell(ctx)
+    shell.start()
+    qtbot.waitUntil(lambda: shell.window.statusBar().currentMessage() == NO_FOLDERS, timeout=5000)
+    assert not ctx.agent.socket_path.exists()
+    assert ctx.activity.entries()[0].result == "not started: no folders to sync yet"
+
+
+# ---- closing the window ---------------------------------------------------------------
+
+
+def _prompt_button(shell: AppShell, text: str) -> Any:
+    box = shell.close_prompt
+    assert box is not None
+    return next(b for b in box.buttons() if b.text() == text)
+
+
+def test_no_tray_closing_asks_to_keep_syncing_and_cancel_keeps_the_window(
+    qtbot, make_shell, ctx
+) -> None:
+    shell, quits = make_shell(ctx)
+    shell.start()
+    qtbot.waitUntil(shell.window.isVisible, timeout=5000)
+    shell.window.close()
+    qtbot.waitUntil(lambda: shell.close_prompt is not None and shell.close_prompt.isVisible())
+    assert shell.close_prompt is not None
+    assert shell.close_prompt.text() == "Keep syncing in the background?"
+    shell.close_prompt.button(QMessageBox.StandardButton.Cancel).click()
+    qtbot.waitUntil(lambda: not shell.close_prompt.isVisible())  # type: ignore[union-attr]
+    assert shell.window.isVisible() and quits.count == 0
+
+    shell.window.close()
+    qtbot.waitUntil(shell.close_prompt.isVisible)
+    _prompt_button(shell, KEEP_SYNCING).click()
+    qtbot.waitUntil(lambda: quits.count == 1)
+    assert not shell.window.isVisible()
+
+
+def test_no_tray_stop_syncing_quits_even_without_an_agent(qtbot, make_shell, ctx) -> None:
+    shell, quits = make_shell(ctx)
+    shell.start()
+    shell.window.close()
+    qtbot.waitUntil(lambda: shell.close_prompt is not None and shell.close_prompt.isVisible())
+    _prompt_button(shell, STOP_SYNCING).click()
+    qtbot.waitUntil(lambda: quits.count == 1)
+
+
+def test_with_a_tray_closing_hides_the_window_and_the_app_keeps_running(
+    qtbot, make_shell, ctx
+) -> None:
+    shell, quits = make_shell(ctx, tray_available=lambda: True)
+    shell.start()
+    assert shell.tray is not None
+    assert shell.window.isVisible()
+    shell.window.close()
+    assert not shell.window.isVisible()
+    assert shell.close_prompt is None and quits.count == 0
+    shell.tray.open_action.trigger()
+    assert shell.window.isVisible()
+    shell.tray.quit_action.trigger()
+    assert quits.count == 1
+
+
+def test_a_minimized_start_shows_only_the_tray_or_the_window_when_there_is_none(
+    qtbot, make_shell, ctx
+) -> None:
+    with_tray, _ = make_shell(ctx, minimized=True, tray_available=lambda: True)
+    with_tray.start()
+    assert with_tray.tray is not None and not with_tray.window.isVisible()
+    without, _ = make_shell(ctx, minimized=True, tray_wait_ms=300)
+    without.start()
+    assert not without.window.isVisible()
+    qtbot.waitUntil(without.window.isVisible, timeout=5000)
+
+
+# ---- desktop integration ---------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_desktop_entry_and_icon_install_for_the_user_with_an_autostart_option(
+    tmp_path: Path,
+) -> None:
+    import configparser
+    import subprocess
+
+    env = dict(
+        os.environ, XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config")
+    )
+    done = subprocess.run(
+        ["sh", str(ROOT / "installer" / "install-desktop.sh"), "--autostart"],
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.read(tmp_path / "data" / "applications" / "s3vault.desktop")
+    desktop = entry["Desktop Entry"]
+    assert (desktop["Name"], desktop["Exec"], desktop["Icon"]) == (
+        "s3vault",
+        "s3vault gui",
+        "s3vault",
+    )
+    assert desktop["Categories"] == "Utility;Network;FileTransfer;"
+    icon = tmp_path / "data" / "icons" / "hicolor" / "scalable" / "apps" / "s3vault.svg"
+    # The package's window icon is the same picture as the installed one.
+    assert icon.read_bytes() == (ROOT / "s3vault" / "gui" / "icons" / "app.svg").read_bytes()
+    autostart = configparser.ConfigParser(interpolation=None)
+    autostart.read(tmp_path / "config" / "autostart" / "s3vault.desktop")
+    assert autostart["Desktop Entry"]["Exec"] == "s3vault gui --minimized"
