@@ -99,16 +99,23 @@ def test_run_when_the_app_already_runs_raises_it_and_exits_0(qtbot, gui_config) 
 # ---- the agent ------------------------------------------------------------------------
 
 
-def _stop_pid(pid: int, socket_path: Path) -> None:
-    """Stop a detached agent by PID; it removes its socket on the way out."""
+def _gone(pid: int) -> bool:
+    """Exited (a zombie counts: the detached agent's parent, the CLI, is gone)."""
     try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def _stop_pid(pid: int) -> None:
+    """Stop a detached agent by PID (the test's own: it started it through the app)."""
+    if not _gone(pid):
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
     deadline = time.monotonic() + 30
-    while socket_path.exists() and time.monotonic() < deadline:
+    while not _gone(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not socket_path.exists(), f"agent {pid} did not stop"
+    assert _gone(pid), f"agent {pid} did not stop"
 
 
 def test_no_agent_running_the_app_starts_one_says_so_and_can_restart_it(
@@ -129,22 +136,26 @@ def test_no_agent_running_the_app_starts_one_says_so_and_can_restart_it(
             lambda: shell.window.agent_label.text() in ("Agent: idle", "Agent: syncing"),
             timeout=30000,
         )
-        assert shell.window.statusBar().currentMessage() == STARTED
+        # The link may reconnect on its own before the start job reports back.
+        qtbot.waitUntil(lambda: shell.window.statusBar().currentMessage() == STARTED)
         assert any(e.result == STARTED for e in ctx.activity.entries())
         assert ctx.agent.last_status is not None
         pids.append(ctx.agent.last_status["pid"])
+        started = ctx.activity.rowCount()
 
         shell.restart_agent()
         qtbot.waitUntil(
             lambda: (ctx.agent.last_status or {}).get("pid") not in (None, pids[0]), timeout=60000
         )
         pids.append(ctx.agent.last_status["pid"])
+        qtbot.waitUntil(lambda: _gone(pids[0]), timeout=10000)  # the restart stopped it
         qtbot.waitUntil(lambda: shell.window.statusBar().currentMessage() == STARTED)
+        assert ctx.activity.rowCount() > started
     finally:
         ctx.agent.close()
         assert ctx.jobs.shutdown(60_000)
         for pid in pids:
-            _stop_pid(pid, socket_path)
+            _stop_pid(pid)
 
 
 def test_without_folders_the_agent_is_not_started_and_the_app_says_why(
@@ -261,3 +272,26 @@ def test_the_desktop_entry_and_icon_install_for_the_user_with_an_autostart_optio
     autostart = configparser.ConfigParser(interpolation=None)
     autostart.read(tmp_path / "config" / "autostart" / "s3vault.desktop")
     assert autostart["Desktop Entry"]["Exec"] == "s3vault gui --minimized"
+
+
+def test_an_invalid_config_is_a_clear_message_and_an_exit_code_not_a_traceback(
+    qtbot, tmp_path: Path
+) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    bad = tmp_path / "config.yaml"
+    bad.write_text("version: 1\nbuckets: 3\n")
+    seen: list[str] = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, answer)
+            return
+        seen.append(box.text())
+        box.accept()
+
+    QTimer.singleShot(20, answer)
+    assert run(bad, ["s3vault"]) == 2
+    assert seen and "buckets" in seen[0]

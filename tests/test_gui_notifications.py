@@ -177,3 +177,19 @@ def test_a_folder_refused_by_the_guard_is_one_mass_delete_notification_with_its_
     assert show.body == f"{refused['message']}\n{refused['hint']}"
     folder.update(state="idle", message=None, refused=None)
     assert notifier.feed(dict(status, state="idle")) == [Close("mass-delete")]
+
+
+def test_the_agent_links_snapshots_reach_the_desktop_through_the_app_glue(
+    qtbot, server, ctx
+) -> None:
+    from s3vault.gui.notifications import DesktopNotifications
+
+    glue = DesktopNotifications(ctx.agent)
+    try:
+        ctx.agent.status.emit(snapshot(conflicts=2))
+        server.wait_for(lambda: server.live)
+        assert next(iter(server.live.values()))[0] == "2 conflicts to resolve"
+        ctx.agent.status.emit(snapshot())
+        server.wait_for(lambda: not server.live)
+    finally:
+        glue.close()

@@ -49,22 +49,17 @@ class AgentStarter(QObject):
         self.ctx = ctx
         self.say = say if say is not None else (lambda _text: None)
         self.starting = False
-        self._waiting_first = False
 
     def ensure_running(self) -> None:
-        """Connect to the agent; if none answers, start one (when there are folders)."""
-        link = self.ctx.agent
-        if link.connected:
-            return
-        if not self._waiting_first:
-            self._waiting_first = True
-            link.connected_changed.connect(self._first_answer)
-        link.connect_now()
+        """Connect to the agent; if none answers, start one (when there are folders).
 
-    def _first_answer(self, connected: bool) -> None:
-        self.ctx.agent.connected_changed.disconnect(self._first_answer)
-        self._waiting_first = False
-        if not connected:
+        Asked with a status request of its own: the link's `connected_changed` only
+        fires on a change, so it cannot say "still not there"."""
+        self.ctx.agent.connect_now()
+        self.ctx.agent.request("status", self._probed)
+
+    def _probed(self, reply: dict[str, object]) -> None:
+        if not reply.get("ok"):
             self.start()
 
     def start(self) -> None:

@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QSettings
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
+from s3vault.errors import S3VaultError
 from s3vault.gui.agent_starter import AgentStarter
 from s3vault.gui.context import AppContext
 from s3vault.gui.main_window import MainWindow
@@ -243,12 +244,18 @@ def first_setup(ctx: AppContext) -> str:
 def run(config_path: Path | None = None, argv: list[str] | None = None) -> int:
     argv = list(argv if argv is not None else sys.argv)
     app = setup_application(argv)
-    instance = SingleInstance()
+    try:
+        instance = SingleInstance()
+        ctx = AppContext(config_path)
+    except S3VaultError as exc:  # an unsafe runtime dir, an invalid config: say so
+        log.error("%s", exc.message)
+        text = exc.message + (f"\n\n{exc.hint}" if exc.hint else "")
+        QMessageBox.critical(None, "s3vault cannot start", text)
+        return int(exc.exit_code)
     if instance.forward_to_running():
         print("s3vault is already running: raised its window", file=sys.stderr)
         return 0
     instance.listen()
-    ctx = AppContext(config_path)
     if not ctx.config_path.exists():
         choice = first_setup(ctx)
         if choice == "cancelled":

@@ -182,8 +182,9 @@ class NotificationSender:
             hints = {
                 "urgency": ("y", command.urgency),
                 "desktop-entry": ("s", APP_NAME),
-                "category": ("s", "transfer.error"),
             }
+            if command.kind == "error":
+                hints["category"] = ("s", "transfer.error")
             body: tuple[Any, ...] = (
                 APP_NAME,
                 self.ids.get(command.kind, 0),
