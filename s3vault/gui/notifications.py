@@ -165,17 +165,36 @@ class NotificationSender:
         self._thread.join(CALL_TIMEOUT * 2)
 
     def _run(self) -> None:
-        while (command := self._queue.get()) is not None:
-            if isinstance(command, _Marker):
-                command.done.set()
-                continue
-            try:
-                self._do(command)
-            except Exception as exc:  # no server, no bus, a refusal: never crash the app
-                self._drop_connection()
-                if isinstance(command, Show):
-                    self._unavailable(command, exc)
+        while True:
+            batch = [self._queue.get()]
+            while not self._queue.empty():  # a burst: only the newest per kind matters
+                batch.append(self._queue.get_nowait())
+            latest: dict[Kind, Command] = {}
+            markers: list[_Marker] = []
+            stop = False
+            for item in batch:
+                if item is None:
+                    stop = True
+                elif isinstance(item, _Marker):
+                    markers.append(item)
+                else:
+                    latest.pop(item.kind, None)  # keep the order of the newest commands
+                    latest[item.kind] = item
+            for command in latest.values():
+                self._send_one(command)
+            for marker in markers:
+                marker.done.set()
+            if stop:
+                break
         self._drop_connection()
+
+    def _send_one(self, command: Command) -> None:
+        try:
+            self._do(command)
+        except Exception as exc:  # no server, no bus, a refusal: never crash the app
+            self._drop_connection()
+            if isinstance(command, Show):
+                self._unavailable(command, exc)
 
     def _do(self, command: Command) -> None:
         if isinstance(command, Show):
