@@ -19,9 +19,10 @@ bootstrap-runtime:
 bootstrap-test:
 	@VENV=$(VENV) bash scripts/bootstrap.sh test
 
-## demo: run s3vault end to end on an embedded local S3 endpoint
+## demo: run s3vault end to end on an embedded local S3 endpoint; on a display
+## (DISPLAY or WAYLAND_DISPLAY set) it then opens the desktop app on it (demo --gui)
 demo: bootstrap-runtime
-	$(VENV)/bin/s3vault demo
+	$(VENV)/bin/s3vault demo $$([[ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]] && echo --gui || true)
 
 ## test: ruff, mypy, then the whole test suite on real local services
 ## (PYTEST_ARGS=... to narrow, e.g. PYTEST_ARGS="-m 'not services'" for the pure tests)

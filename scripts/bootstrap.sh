@@ -24,8 +24,9 @@ APT_PACKAGES+=(libglib2.0-0 libegl1 libgl1 libx11-6 libdbus-1-3 libfontconfig1 l
   libxkbcommon0 libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
   fonts-dejavu-core)
 # Only the tests and the screenshot script: a virtual display with a tray host
-# (Xvfb, trayer), xdotool to open the tray menu, ImageMagick's `import` for the screen.
-APT_TEST_PACKAGES=(xvfb xauth x11-utils imagemagick trayer xdotool)
+# (Xvfb, trayer), xdotool to open the tray menu, ImageMagick's `import` for the screen,
+# dunst to show a real desktop notification in the screenshots.
+APT_TEST_PACKAGES=(xvfb xauth x11-utils imagemagick trayer xdotool dunst)
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 profile=${1:-runtime}

@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,20 +49,10 @@ class Display:
         return path
 
 
-def _free_display() -> int:
-    for number in range(90, 200):
-        if (
-            not Path(f"/tmp/.X11-unix/X{number}").exists()
-            and not Path(f"/tmp/.X{number}-lock").exists()
-        ):
-            return number
-    raise RuntimeError("no free X display number between :90 and :199")
-
-
-def _wait(predicate: object, what: str) -> None:
+def _wait(predicate: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not start within {READY_TIMEOUT} s")
@@ -73,14 +63,23 @@ def virtual_display(*, tray: bool = False) -> Iterator[Display]:
     for tool in ("Xvfb", "xdpyinfo", *(("trayer", "xdotool") if tray else ())):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is missing: run `make bootstrap-test` as root")
-    display = Display(_free_display())
+    # -displayfd: Xvfb picks a free display itself and writes its number once it
+    # listens, so parallel sessions never race for one.
+    read_fd, write_fd = os.pipe()
     xvfb = subprocess.Popen(
-        ["Xvfb", display.name, "-screen", "0", SCREEN, "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", SCREEN, "-nolisten", "tcp"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        pass_fds=(write_fd,),
     )
-    display.procs.append(xvfb)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        xvfb.wait(timeout=10)
+        raise RuntimeError(f"Xvfb did not start (exit status {xvfb.returncode})")
+    display = Display(int(number), procs=[xvfb])
     try:
         _wait(lambda: display.run("xdpyinfo").returncode == 0, "Xvfb")
         if tray:

@@ -22,7 +22,17 @@ LOCK_NAME = "agent.lock"
 
 
 def runtime_dir() -> Path:
-    """``$XDG_RUNTIME_DIR/s3vault`` (or platformdirs' fallback), created 0700, checked."""
+    """``$XDG_RUNTIME_DIR/s3vault`` (or platformdirs' fallback), created 0700, checked.
+
+    ``$S3VAULT_RUNTIME_DIR`` replaces it: an agent apart from the user's one (the one
+    `s3vault demo --gui` runs), without moving the rest of the session's runtime dir.
+    """
+    override = os.environ.get("S3VAULT_RUNTIME_DIR")
+    if override:
+        path = Path(override)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_private_dir(path)
+        return path
     with warnings.catch_warnings():
         # Without XDG_RUNTIME_DIR (root on a server, a cron job) platformdirs falls back
         # to /run/user/UID or a private temp dir and warns on every call. The fallback

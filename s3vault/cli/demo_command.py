@@ -44,6 +44,7 @@ from s3vault.cli.progress import transfer_progress
 from s3vault.config.model import Config, DefaultsSettings, KeyringSettings, S3Settings
 from s3vault.config.sync import FolderSettings
 from s3vault.crypto.envelope import Location, Version
+from s3vault.errors import UsageError
 from s3vault.keys.material import GenerateType, generate_key
 from s3vault.keys.store import KeyStore
 from s3vault.sync.engine import SyncEngine, SyncReport
@@ -190,11 +191,17 @@ next run then starts the demo bucket afresh."""
     "until Ctrl-C, and write the settings another terminal needs to use it.",
 )
 @click.option(
+    "--gui",
+    is_flag=True,
+    help="Then open the desktop app on the embedded S3, with the demo folder kept in sync "
+    "by the demo's own agent, until the app quits (`make demo` does this on a display).",
+)
+@click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the demo keeps its S3 data and folder (default: the user data dir).",
 )
-def demo(serve: bool, data_dir: Path | None) -> None:
+def demo(serve: bool, gui: bool, data_dir: Path | None) -> int:
     """Run s3vault end to end on an embedded local S3 endpoint."""
     # Imported here, not at the top: the embedded services are the demo's alone, and
     # their S3 binary comes with the optional extra `demo`.
@@ -202,6 +209,12 @@ def demo(serve: bool, data_dir: Path | None) -> None:
     from s3vault.embedded.seaweed import LocalS3, find_weed
 
     find_weed()  # without the extra: a clear error and its hint, before anything starts
+    if serve and gui:
+        raise UsageError("--serve and --gui do not go together", hint="Choose one.")
+    if gui:
+        from s3vault.cli.demo_gui import require_gui
+
+        require_gui()
     base = (data_dir or Path(platformdirs.user_data_dir("s3vault")) / "demo").absolute()
     folder = base / "folder"
     with _ended_by_hangup_or_term(), ExitStack() as stack:
@@ -294,10 +307,13 @@ def demo(serve: bool, data_dir: Path | None) -> None:
         _demo_sync(vault, folder, base / STATE_NAME)
 
         console.rule("Done")
+        if gui:
+            return _open_gui(s3, private, base, _sync_folder(folder))
         if serve:
             _serve(s3, private, base)
         else:
             _next_steps()
+    return 0
 
 
 def _demo_config(endpoint_url: str, region: str) -> Config:
@@ -308,15 +324,33 @@ def _demo_config(endpoint_url: str, region: str) -> Config:
     )
 
 
+def _sync_folder(folder: Path) -> FolderSettings:
+    return FolderSettings(
+        path=folder, bucket=DEMO_BUCKET, prefix="synced", key="demo-aes", delete="mirror"
+    )
+
+
+def _open_gui(
+    s3: LocalS3, private: PrivateKeyring | None, base: Path, folder: FolderSettings
+) -> int:
+    """The desktop app on the demo, until it quits (s3vault/cli/demo_gui.py)."""
+    from s3vault.cli.demo_gui import config_with_folder, run_gui_demo
+    from s3vault.embedded.seaweed import write_private
+
+    config_file = base / "config.yaml"
+    config = _demo_config(s3.endpoint_url, s3.region)
+    write_private(config_file, config_with_folder(config, folder))
+    env = {**s3.env(), **(private.env() if private is not None else {})}
+    return run_gui_demo(base, config_file, folder, env)
+
+
 def _verdict(good: bool, word: str) -> tuple[str, str]:
     return (word, "green") if good else ("DIFFERENT", "red")
 
 
 def _demo_sync(vault: Vault, folder: Path, state_path: Path) -> None:
     """Sync the demo folder, change it as a user would, sync again, restore it."""
-    settings = FolderSettings(
-        path=folder, bucket=DEMO_BUCKET, prefix="synced", key="demo-aes", delete="mirror"
-    )
+    settings = _sync_folder(folder)
     with StateDB(state_path) as state:
         engine = SyncEngine(settings, vault, state)
         report = engine.reconcile()

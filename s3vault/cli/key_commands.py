@@ -6,8 +6,6 @@ user of the machine), and go out only through `export`, after a warning.
 
 from __future__ import annotations
 
-import base64
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -17,39 +15,25 @@ from rich.table import Table
 
 from s3vault.cli.context import AppContext
 from s3vault.cli.output import confirm_or_abort, console, emit_json, err_console
-from s3vault.errors import (
-    ConflictError,
-    KeyMissingError,
-    NotFoundError,
-    UsageError,
-    local_error,
+from s3vault.errors import UsageError
+from s3vault.keys.manage import (
+    MAX_KEY_FILE_BYTES,
+    check_key_input,
+    describe_key,
+    export_text,
+    generate_new,
+    key_info,
+    parse_import,
+    read_key_file,
+    write_private_file,
 )
-from s3vault.keys.material import (
-    GENERATE_TYPES,
-    AesKey,
-    KmsKey,
-    MasterKey,
-    RsaKey,
-    generate_key,
-    parse_aes,
-    parse_rsa,
-    validate_name,
-)
-from s3vault.keys.store import KeyInfo, KeyStore
-from s3vault.remote.url import S3Url, parse_s3_url
-
-# A PEM RSA-4096 key is about 3.3 KB; anything far bigger is not a key file.
-MAX_KEY_FILE_BYTES = 64 * 1024
+from s3vault.keys.material import GENERATE_TYPES, KmsKey, MasterKey, validate_name
+from s3vault.keys.store import KeyStore
+from s3vault.vault.key_users import key_places, refuse_if_key_in_use
 
 
 def _store(ctx: click.Context) -> KeyStore:
     return ctx.ensure_object(AppContext).keystore
-
-
-def _describe(key: MasterKey) -> str:
-    if isinstance(key, KmsKey):
-        return f"KMS key {key.key_id}"
-    return f"{key.type.upper()}-{key.bits}"
 
 
 def _summary(key: MasterKey, store: KeyStore, result: str) -> dict[str, object]:
@@ -103,24 +87,13 @@ Examples:
 @click.pass_context
 def generate_command(ctx: click.Context, name: str, kind: str, as_json: bool) -> None:
     """Create a new random master key NAME in the OS keyring."""
-    validate_name(name)
     store = _store(ctx)
-    try:
-        store.get(name)
-    except KeyMissingError:
-        pass
-    else:
-        raise ConflictError(
-            f"a key named '{name}' already exists",
-            hint="Choose another name, or delete the old key first (`s3vault key delete`).",
-        )
-    key = generate_key(name, kind)  # type: ignore[arg-type]  # click.Choice checked it
-    result = store.put(key)
+    key, result = generate_new(store, name, kind)  # type: ignore[arg-type]  # click.Choice
     summary = _summary(key, store, result)
     if as_json:
         emit_json(summary)
         return
-    console.print(f"created key {name} ({_describe(key)}), fingerprint {key.fingerprint}")
+    console.print(f"created key {name} ({describe_key(key)}), fingerprint {key.fingerprint}")
     if summary["current"]:
         console.print(f"{name} is the current key: new objects are encrypted with it")
 
@@ -177,17 +150,13 @@ def import_command(
         if key_id is not None or source is None:
             raise UsageError(f"--type {kind} takes --file PATH or --file - (and no --key-id)")
         data = _read_key_source(source)
-        if kind == "aes":
-            key, encoding = parse_aes(name, data)
-            note = f", read as {encoding}"
-        else:
-            key = parse_rsa(name, data)
+        key, note = parse_import(name, kind, data)  # type: ignore[arg-type]  # aes or rsa
     store = _store(ctx)
     result = store.put(key, force=force)
     if as_json:
         emit_json(_summary(key, store, result))
         return
-    what = f"key {name} ({_describe(key)}{note}), fingerprint {key.fingerprint}"
+    what = f"key {name} ({describe_key(key)}{note}), fingerprint {key.fingerprint}"
     if result == "unchanged":
         console.print(f"unchanged: {what} is already in the keyring")
     else:
@@ -196,20 +165,8 @@ def import_command(
 
 def _read_key_source(source: str) -> bytes:
     if source == "-":
-        data = sys.stdin.buffer.read(MAX_KEY_FILE_BYTES + 1)
-    else:
-        try:
-            with open(source, "rb") as f:
-                data = f.read(MAX_KEY_FILE_BYTES + 1)
-        except FileNotFoundError:
-            raise NotFoundError(f"key file {source} does not exist") from None
-        except OSError as exc:
-            raise UsageError(f"cannot read key file {source}: {exc.strerror}") from None
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise UsageError(f"the key input is larger than {MAX_KEY_FILE_BYTES} bytes: not a key")
-    if not data:
-        raise UsageError("the key input is empty")
-    return data
+        return check_key_input(sys.stdin.buffer.read(MAX_KEY_FILE_BYTES + 1))
+    return read_key_file(source)
 
 
 @key_group.command(
@@ -236,62 +193,20 @@ def export_command(ctx: click.Context, name: str, target: Path | None, yes: bool
     """Print or save the material of key NAME (a secret, except for KMS keys)."""
     validate_name(name)
     key = _store(ctx).get(name)
-    if isinstance(key, KmsKey):
-        data = (key.key_id + "\n").encode()
-    else:
+    data = export_text(key)
+    if not isinstance(key, KmsKey):
         err_console.print(
             f"warning: this exposes the secret key '{name}'; anyone who gets a copy can "
             "decrypt every object it protects.",
         )
         confirm_or_abort(f"Export the secret key '{name}'?", yes=yes)
-        data = _secret_text(key)
     if target is None:
         out = sys.stdout.buffer
         out.write(data)
         out.flush()
         return
-    _write_private_file(target, data, overwrite=yes)
+    write_private_file(target, data, overwrite=yes)
     err_console.print(f"wrote key {name} to {target} (mode 0600)")
-
-
-def _secret_text(key: AesKey | RsaKey) -> bytes:
-    if isinstance(key, AesKey):
-        return base64.b64encode(key.secret) + b"\n"
-    return key.private_pem
-
-
-def _write_private_file(path: Path, data: bytes, *, overwrite: bool) -> None:
-    """Write ``data`` to a new 0600 file, then move it into place.
-
-    Writing a fresh file (O_EXCL) and renaming it means an existing file's looser mode
-    or another owner never applies to the secret, and no partial file is left.
-    """
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        # Never a device, FIFO or link: as root, the rename below would replace
-        # /dev/null itself with a file holding the key.
-        raise UsageError(
-            f"{path} is not a regular file: the key is written only to a file",
-            hint="Give a file name, or leave out --file to print the key on stdout.",
-        )
-    if path.exists() and not overwrite:
-        raise ConflictError(f"{path} already exists", hint="Pass --yes to overwrite it.")
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise local_error(exc, "create", path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise local_error(exc, "write", path) from None
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 @key_group.command(
@@ -366,9 +281,11 @@ def delete_command(
     """Remove key NAME from the keyring (for a KMS key: only s3vault's reference)."""
     validate_name(name)
     store = _store(ctx)
-    info = _info(store, name)
-    app = ctx.ensure_object(AppContext)
-    _refuse_if_still_used(app, name, checks, force=force, scan=info is None or info.type != "kms")
+    info = key_info(store, name)
+    if not force:
+        _refuse_if_still_used(
+            ctx.ensure_object(AppContext), name, checks, info is None or info.type != "kms"
+        )
     if info is not None and info.type == "kms":
         question = f"Forget KMS key '{name}' ({info.key_id})? The KMS key itself is not changed."
     else:
@@ -380,97 +297,16 @@ def delete_command(
         console.print("there is no current key now: choose one with `s3vault key use NAME`")
 
 
-# How many objects that still need a key are enough to refuse (and to show).
-_USERS_SHOWN = 5
-
-
-def _refuse_if_still_used(
-    app: AppContext, name: str, checks: tuple[str, ...], *, force: bool, scan: bool
-) -> None:
+def _refuse_if_still_used(app: AppContext, name: str, checks: tuple[str, ...], scan: bool) -> None:
     """ConflictError while a synced folder uses key ``name`` or, with ``scan``, objects
     in the configured buckets, the folders' prefixes or the --check places name it."""
-    if force:
-        return
     config = app.config
-    folders = [str(folder.path) for folder in config.folders if folder.key == name]
-    if folders:
-        raise ConflictError(
-            f"key '{name}' encrypts the new files of synced folder(s) {', '.join(folders)}",
-            hint="Give those folders another key in the config first (and rotate their "
-            "objects), or pass --force.",
-        )
-    if not scan:
-        return  # a KMS-wrapped object does not name its key
-    places: list[tuple[S3Url, str | None]] = [
-        (_place(text), None) for text in (*config.buckets, *checks)
-    ]
-    # Each folder's objects keep their instruction files under the folder's suffix.
-    places += [
-        (S3Url(f.bucket, _as_prefix(f.prefix)), f.instruction_suffix) for f in config.folders
-    ]
-    if not places:
+    places = key_places(config, checks)
+    if not refuse_if_key_in_use(config, lambda: app.vault, name, places, scan=scan):
         err_console.print(
             "note: no bucket was checked for objects that need this key "
             "(list them under `buckets:` in the config, or pass --check s3://BUCKET)",
         )
-        return
-    users, unreadable = _objects_naming(app, name, places)
-    if unreadable and not users:
-        raise ConflictError(
-            f"the envelopes of some objects in the checked buckets cannot be read, so "
-            f"s3vault cannot tell whether they need key '{name}': {'; '.join(unreadable)}",
-            hint="Inspect them (`s3vault inspect URL`; give --instruction-suffix if their "
-            "envelopes are in instruction files under another suffix), or pass --force.",
-        )
-    if users:
-        shown = ", ".join(users)
-        raise ConflictError(
-            f"key '{name}' still wraps the data keys of objects in the checked buckets, "
-            f"e.g. {shown}",
-            hint=f"Rotate them first (`s3vault rotate s3://BUCKET/ --recursive --from-key "
-            f"{name} --to-key NEW`), or pass --force to delete it anyway: those objects "
-            "then cannot be read without a copy of the key.",
-        )
-
-
-def _as_prefix(prefix: str) -> str:
-    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
-
-
-def _place(text: str) -> S3Url:
-    return parse_s3_url(text if text.startswith("s3://") else f"s3://{text}")
-
-
-def _objects_naming(
-    app: AppContext, name: str, places: list[tuple[S3Url, str | None]]
-) -> tuple[list[str], list[str]]:
-    """Up to a few objects whose description names key ``name``, and up to a few
-    objects whose envelope could not be read (as "URL: why")."""
-    from s3vault.vault.objects import ObjectInfo
-
-    found: list[str] = []
-    unreadable: list[str] = []
-    for place, suffix in places:
-        vault = app.vault.with_instruction_suffix(suffix)
-        for entry in vault.list(place.bucket, place.key, recursive=True):
-            if not isinstance(entry, ObjectInfo):
-                continue
-            if entry.key_name == name:
-                found.append(entry.url)
-                if len(found) >= _USERS_SHOWN:
-                    return found, unreadable
-            elif entry.envelope_error and len(unreadable) < _USERS_SHOWN:
-                unreadable.append(f"{entry.url}: {entry.envelope_error}")
-    return found, unreadable
-
-
-def _info(store: KeyStore, name: str) -> KeyInfo | None:
-    """The listed info of ``name``; KeyMissingError if the keyring has no such key."""
-    for info in store.list():
-        if info.name == name:
-            return info
-    store.get(name)  # not listed: exists only if its entry survived an interrupted write
-    return None
 
 
 @key_group.command(

@@ -35,7 +35,6 @@ from s3vault.vault.rotation import (
     RotationOptions,
     RotationReport,
     Rotator,
-    SkipReason,
 )
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -225,7 +224,7 @@ def _print_report(report: RotationReport, *, as_json: bool) -> None:
         skipped = report.skipped[0]
         console.print(f"skipped {_url(report, skipped.key)}: {skipped.reason}")
     elif not single:
-        console.print(_summary(report))
+        console.print(report.summary())
     if report.hint:
         console.print(report.hint)
         if report.dry_run:
@@ -257,28 +256,6 @@ def _checks(rotated: Rotated) -> str:
     if rotated.content_verified:
         checks += ", content authenticated"
     return checks
-
-
-def _summary(report: RotationReport) -> str:
-    reasons = {
-        SkipReason.ALREADY_ON_TARGET: f"already on {report.to_key}",
-        SkipReason.NOT_SELECTED: f"not wrapped by {report.from_key}",
-        SkipReason.NOT_ENCRYPTED: "not encrypted",
-    }
-    counts = {code: 0 for code in reasons}
-    for skipped in report.skipped:
-        counts[skipped.code] += 1
-    why = ", ".join(f"{reasons[code]}: {n}" for code, n in counts.items() if n)
-    verb = "would rotate" if report.dry_run else "rotated"
-    line = f"{verb} {len(report.rotated)}, skipped {len(report.skipped)}"
-    if why:
-        line += f" ({why})"
-    line += f", failed {len(report.failed)}"
-    if report.interrupted:
-        line += " (interrupted)"
-    elif report.rotated and not report.dry_run:
-        line += "; each rotated object read back and verified"
-    return line
 
 
 class ObjectProgress:

@@ -93,6 +93,15 @@ def write_document(path: Path, doc: Document) -> None:
     """Replace the file atomically (temp file in the same folder, fsync, rename), 0600."""
     buffer = io.StringIO()
     _yaml().dump(doc, buffer)
+    try:  # what is written must read back as the same settings (a round-trip check)
+        same = _plain(_yaml().load(buffer.getvalue()) or {}) == _plain(doc)
+    except YAMLError:
+        same = False
+    if not same:
+        raise ConfigError(
+            f"the edited config for {path} would not read back the same; nothing was written",
+            hint="Edit the file by hand (a bug in the round trip of its layout).",
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -40,6 +40,9 @@ class AppContext(QObject):
         self.jobs = JobRunner(parent=self)
         self.activity = ActivityLog(self)
         self.agent = agent if agent is not None else AgentLink(parent=self)
+        # The agent's per-file results join the activity list whether or not a window
+        # shows it (the tray's recent activity reads it too).
+        self.activity.follow(self.agent)
         self._lock = threading.Lock()
         self._vault: Vault | None = None
         self._keystore: KeyStore | None = None

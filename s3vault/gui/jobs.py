@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from shiboken6 import isValid
 
 from s3vault.gui.messages import Problem, problem_of
 
@@ -80,6 +81,49 @@ class Job(QRunnable):
             self.signals.finished.emit()
 
 
+class _Relay(QObject):
+    """Hands a job's signals to its callbacks for as long as the owner lives.
+
+    A child of the owner (a view): when the view is deleted, so is the relay, and Qt
+    drops its connections, so a result that arrives late never calls into a deleted
+    widget.
+    """
+
+    def __init__(
+        self,
+        owner: QObject,
+        on_done: Callable[[Any], None] | None,
+        on_failed: Callable[[Problem], None] | None,
+        on_progress: Callable[[Any], None] | None,
+        on_cancelled: Callable[[], None] | None,
+    ) -> None:
+        super().__init__(owner)
+        self._on_done = on_done
+        self._on_failed = on_failed
+        self._on_progress = on_progress
+        self._on_cancelled = on_cancelled
+
+    @Slot(object)
+    def done(self, value: object) -> None:
+        if self._on_done is not None:
+            self._on_done(value)
+
+    @Slot(object)
+    def failed(self, problem: Problem) -> None:
+        if self._on_failed is not None:
+            self._on_failed(problem)
+
+    @Slot(object)
+    def progress(self, value: object) -> None:
+        if self._on_progress is not None:
+            self._on_progress(value)
+
+    @Slot()
+    def cancelled(self) -> None:
+        if self._on_cancelled is not None:
+            self._on_cancelled()
+
+
 class JobRunner(QObject):
     """The app's thread pool; keeps each job alive until it has finished."""
 
@@ -98,17 +142,23 @@ class JobRunner(QObject):
         on_failed: Callable[[Problem], None] | None = None,
         on_progress: Callable[[Any], None] | None = None,
         on_cancelled: Callable[[], None] | None = None,
+        owner: QObject | None = None,
     ) -> Job:
+        """Run ``work(job)`` in the pool. The callbacks run on the UI thread, and only
+        while ``owner`` (the view that asked) still exists."""
         job = Job(name, work)
-        if on_done is not None:
-            job.signals.done.connect(on_done)
-        if on_failed is not None:
-            job.signals.failed.connect(on_failed)
-        if on_progress is not None:
-            job.signals.progress.connect(on_progress)
-        if on_cancelled is not None:
-            job.signals.cancelled.connect(on_cancelled)
-        job.signals.finished.connect(lambda: self._running.discard(job))
+        relay = _Relay(owner or self, on_done, on_failed, on_progress, on_cancelled)
+        job.signals.done.connect(relay.done)
+        job.signals.failed.connect(relay.failed)
+        job.signals.progress.connect(relay.progress)
+        job.signals.cancelled.connect(relay.cancelled)
+
+        def finished() -> None:
+            self._running.discard(job)
+            if isValid(relay):  # not when its owner went first and took it along
+                relay.deleteLater()
+
+        job.signals.finished.connect(finished)
         self._running.add(job)
         self.pool.start(job)
         return job

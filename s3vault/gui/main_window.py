@@ -114,6 +114,3 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         event.accept()
-
-
-

@@ -2,8 +2,9 @@
 
 The inverse of sync. Object keys come from the bucket, which may hold keys written by
 anyone: a key is mapped to a path only if that path stays inside the target folder
-(`target_path`). Each object is decrypted into a temp file beside its target and
-moved into place only once it verified (`Vault.get` to a path), so a tampered object
+(`target_path`, shared with the desktop app's downloads in `s3vault.vault.local_paths`).
+Each object is decrypted into a temp file beside its target and moved into place
+only once it verified (`Vault.get` to a path), so a tampered object
 leaves no file behind.
 """
 
@@ -11,19 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from s3vault.errors import ExitCode, NotFoundError, RefusedError, S3VaultError, local_error
+from s3vault.errors import ExitCode, NotFoundError, S3VaultError, local_error
 from s3vault.sync.metadata import MTIME_METADATA
 from s3vault.sync.report import PathError
 from s3vault.vault import Vault
-
-_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+from s3vault.vault.local_paths import target_path
 
 
 @dataclass
@@ -42,27 +41,6 @@ class RestoreReport:
         data = asdict(self)
         data["exit_code"] = self.exit_code
         return data
-
-
-def target_path(root: Path, relkey: str) -> Path:
-    """Where the object with key ``prefix + relkey`` goes under ``root``.
-
-    Raises RefusedError for a key that would leave ``root``: ``..`` segments (with
-    ``/`` or ``\\``), absolute paths, drive letters, NUL; and, after resolving any
-    links already under ``root``, anything that lands outside it.
-    """
-    if not relkey or "\x00" in relkey:
-        raise RefusedError(f"object key {relkey!r} is not a usable file name")
-    segments = re.split(r"[/\\]", relkey)
-    if relkey.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(relkey):
-        raise RefusedError(f"object key {relkey!r} is an absolute path: not restored")
-    if any(s in ("..", ".") for s in segments) or "" in segments[:-1]:
-        raise RefusedError(f"object key {relkey!r} would leave the target folder: not restored")
-    base = root.resolve()
-    path = base.joinpath(*relkey.split("/"))
-    if not path.resolve().is_relative_to(base):
-        raise RefusedError(f"object key {relkey!r} resolves outside the target folder")
-    return path
 
 
 def restore(

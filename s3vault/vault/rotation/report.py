@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from s3vault.crypto.envelope import Version
+from s3vault.errors import ExitCode
 
 
 class Action(StrEnum):
@@ -109,6 +110,11 @@ class Failed:
     hint: str | None
     exit_code: int
 
+    @property
+    def changed_meanwhile(self) -> bool:
+        """Another writer changed the object during its rotation (its write was kept)."""
+        return self.exit_code == int(ExitCode.CONFLICT)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -171,6 +177,26 @@ class RotationReport:
             "`aws s3api list-object-versions --bucket BUCKET --prefix PREFIX` and "
             "`aws s3api delete-object --bucket BUCKET --key KEY --version-id ID`."
         )
+
+    def summary(self) -> str:
+        """One line: rotated, skipped (and why), failed, interrupted (CLI and GUI)."""
+        reasons = {
+            SkipReason.ALREADY_ON_TARGET: f"already on {self.to_key}",
+            SkipReason.NOT_SELECTED: f"not wrapped by {self.from_key}",
+            SkipReason.NOT_ENCRYPTED: "not encrypted",
+        }
+        counts = Counter(skipped.code for skipped in self.skipped)
+        why = ", ".join(f"{reasons[code]}: {counts[code]}" for code in reasons if counts[code])
+        verb = "would rotate" if self.dry_run else "rotated"
+        line = f"{verb} {len(self.rotated)}, skipped {len(self.skipped)}"
+        if why:
+            line += f" ({why})"
+        line += f", failed {len(self.failed)}"
+        if self.interrupted:
+            line += " (interrupted)"
+        elif self.rotated and not self.dry_run:
+            line += "; each rotated object read back and verified"
+        return line
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 from s3vault.crypto.constants import CEK_CBC
 from s3vault.crypto.envelope import Envelope, Version
-from s3vault.errors import RefusedError, S3VaultError, UsageError
+from s3vault.errors import ExitCode, RefusedError, S3VaultError, UsageError
 from s3vault.keys.provider import KeyProvider
 from s3vault.remote.s3 import ObjectSummary, S3Remote, s3_url
 from s3vault.vault.rotation.opening import DataKeyOpener, Opened
@@ -132,6 +132,40 @@ class Rotator:
             report.noncurrent_versions_with_old_key = self.count_noncurrent(
                 bucket, prefix, workers=workers
             )
+
+    def rotate_keys(
+        self,
+        bucket: str,
+        keys: list[str],
+        report: RotationReport,
+        *,
+        workers: int = DEFAULT_WORKERS,
+        on_done: Callable[[Outcome], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Rotate the objects ``keys`` (a selection), as `rotate_prefix` rotates a prefix.
+
+        An instruction file among them fails (its object is what to rotate); the count
+        of old non-current versions is the sum over the keys (None if unversioned).
+        """
+
+        def work(key: str) -> Outcome:
+            if self._vault.is_instruction_key(key):
+                reason = f"{s3_url(bucket, key)} is an instruction file"
+                return Failed(key, reason, "Rotate its object instead.", int(ExitCode.USAGE))
+            return self.rotate_object(bucket, key)
+
+        for outcome in run_bounded(work, keys, workers, cancel):
+            report.add(outcome)
+            if on_done:
+                on_done(outcome)
+        if cancel is not None and cancel.is_set():
+            report.interrupted = True
+            return
+        if self.options.count_versions:
+            counts = [self.count_noncurrent(bucket, key, exact=True) for key in keys]
+            known = [n for n in counts if n is not None]
+            report.noncurrent_versions_with_old_key = sum(known) if known else None
 
     def count_noncurrent(
         self, bucket: str, prefix: str, *, exact: bool = False, workers: int = DEFAULT_WORKERS

@@ -1,0 +1,211 @@
+"""The envelope of the selected object, every field decoded and labelled, as
+`s3vault inspect` shows it; "Copy as JSON" puts the same document on the clipboard.
+
+The fields are those of `ObjectInfo.to_json` in its order, so a field added there
+shows here too (with a label made from its name if it has none below).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from s3vault.errors import NotFoundError, S3VaultError
+from s3vault.gui.bucket_model import human_size
+from s3vault.gui.context import AppContext
+from s3vault.gui.messages import Problem
+from s3vault.vault.objects import ObjectInfo
+
+LABELS = {
+    "url": "Address",
+    "bucket": "Bucket",
+    "key": "Object key",
+    "encrypted": "Encrypted",
+    "format": "Format",
+    "location": "Envelope location",
+    "instruction_file": "Instruction file",
+    "content_cipher": "Content cipher",
+    "content_cipher_name": "Content cipher (name)",
+    "wrap_algorithm": "Wrap algorithm",
+    "key_name": "Master key name",
+    "kms_key_id": "KMS key",
+    "key_source": "Master key named by",
+    "key_confirmed": "Key name confirmed",
+    "description": "Material description",
+    "encryption_context": "Encryption context",
+    "encrypted_data_key": "Encrypted data key",
+    "encrypted_data_key_size": "Encrypted data key size",
+    "iv": "IV",
+    "message_id": "Message ID",
+    "commitment": "Key commitment",
+    "tag_length": "Tag length (bits)",
+    "legacy": "Legacy format",
+    "plaintext_size": "Plaintext size",
+    "ciphertext_size": "Stored size",
+    "etag": "ETag",
+    "last_modified": "Last modified",
+    "version_id": "Version ID",
+    "error": "Envelope error",
+}
+_SIZES = {"plaintext_size", "ciphertext_size", "encrypted_data_key_size"}
+
+
+def label_of(field: str) -> str:
+    return LABELS.get(field, field.replace("_", " ").capitalize())
+
+
+def value_text(field: str, value: Any) -> str:
+    """A field's value as the panel shows it (binary values stay base64, as they come)."""
+    if value is None:
+        return "—"
+    if field == "key_confirmed" and isinstance(value, bool):
+        return (
+            "Yes: the data key opened with this key"
+            if value
+            else "No: named by the envelope, not checked by opening the data key"
+        )
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if field in _SIZES and isinstance(value, int):
+        return f"{human_size(value)} ({value:,} bytes)" if value >= 1024 else f"{value} bytes"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
+def summary_of(data: dict[str, Any]) -> str:
+    """One line on top: what kind of object this is."""
+    if data.get("error"):
+        return f"Invalid envelope: {data['error']}"
+    if not data.get("encrypted"):
+        return "Not encrypted: a plain object, no S3 Encryption Client envelope"
+    where = "an instruction file" if data.get("location") == "instruction-file" else "metadata"
+    return f"Encrypted ({data.get('format')}), envelope in {where}"
+
+
+class EnvelopePanel(QWidget):
+    """``loaded(dict)`` fires when an object's fields are shown."""
+
+    loaded = Signal(dict)
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self._data: dict[str, Any] | None = None
+        self._values: dict[str, QLabel] = {}
+        self._token = 0  # the object asked for last; older answers are dropped
+
+        self.title = QLabel("Select an object to see its envelope.")
+        self.title.setWordWrap(True)
+        self.title.setAccessibleName("Envelope summary")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.form_host = QWidget()
+        self.form = QFormLayout(self.form_host)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.form_host)
+        scroll.setAccessibleName("Envelope fields")
+        self.copy_button = QPushButton("Copy as JSON")
+        self.copy_button.setAccessibleName("Copy the envelope as JSON")
+        self.copy_button.setEnabled(False)
+        self.copy_button.clicked.connect(self.copy_json)
+
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.copy_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(buttons)
+
+    # ---- what the browser calls ------------------------------------------------------
+
+    def show_object(self, bucket: str, key: str) -> None:
+        """Read and show the envelope of ``bucket/key`` (in a job)."""
+        self._token += 1
+        token = self._token
+        self._set_fields(None)
+        self.title.setText(f"Reading the envelope of {key}…")
+        self.ctx.jobs.start(
+            f"inspect s3://{bucket}/{key}",
+            lambda job: self._inspect(bucket, key),
+            on_done=lambda data: self._show(token, data),
+            on_failed=lambda problem: self._failed(token, bucket, key, problem),
+        )
+
+    def _inspect(self, bucket: str, key: str) -> dict[str, Any]:
+        """`Vault.inspect`; an envelope that cannot be read is shown as invalid (with
+        the object's S3 facts), while a missing or unreachable object is a failure."""
+        vault = self.ctx.vault()
+        try:
+            return vault.inspect(bucket, key).to_json()
+        except NotFoundError:
+            raise
+        except S3VaultError as exc:
+            head = vault.head(bucket, key)  # raises again if the object itself failed
+            return ObjectInfo.from_head(head, None, error=exc.message).to_json()
+
+    def clear(self, text: str = "Select an object to see its envelope.") -> None:
+        self._token += 1
+        self._set_fields(None)
+        self.title.setText(text)
+
+    def info_json(self) -> dict[str, Any] | None:
+        """The fields shown (as `to_json` gave them), or None."""
+        return self._data
+
+    def field_text(self, field: str) -> str | None:
+        """The text shown for ``field`` (None if the panel does not show it)."""
+        label = self._values.get(field)
+        return label.text() if label is not None else None
+
+    def copy_json(self) -> None:
+        if self._data is not None:
+            text = json.dumps(self._data, indent=2, sort_keys=True, default=str)
+            QGuiApplication.clipboard().setText(text)
+
+    # ---- inside ----------------------------------------------------------------------
+
+    def _show(self, token: int, data: dict[str, Any]) -> None:
+        if token != self._token:
+            return
+        self._set_fields(data)
+        self.title.setText(summary_of(data))
+        self.loaded.emit(data)
+
+    def _failed(self, token: int, bucket: str, key: str, problem: Problem) -> None:
+        if token != self._token:
+            return
+        self._set_fields(None)
+        self.title.setText(f"Cannot read the envelope: {problem.text()}")
+        self.ctx.activity.add("inspect", f"s3://{bucket}/{key}", problem.message, "error")
+
+    def _set_fields(self, data: dict[str, Any] | None) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self._values = {}
+        self._data = data
+        self.copy_button.setEnabled(data is not None)
+        for field, value in (data or {}).items():
+            name = QLabel(label_of(field) + ":")
+            text = QLabel(value_text(field, value))
+            text.setWordWrap(True)
+            text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            text.setAccessibleName(label_of(field))
+            text.setToolTip(field)  # the JSON name, for scripts
+            name.setBuddy(text)
+            self.form.addRow(name, text)
+            self._values[field] = text

@@ -1,0 +1,160 @@
+"""What managing keys means, for every face (the `s3vault key` commands, the app):
+creating a key under a free name, reading an import, the text an export writes, and
+writing that text to a private file.
+
+Secrets come in as bytes (a file, stdin, pasted text) and go out only as the export
+text; nothing here logs them or puts them in an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Literal
+
+from s3vault.errors import (
+    ConflictError,
+    KeyMissingError,
+    NotFoundError,
+    UsageError,
+    local_error,
+)
+from s3vault.keys.material import (
+    AesKey,
+    GenerateType,
+    KmsKey,
+    MasterKey,
+    RsaKey,
+    generate_key,
+    parse_aes,
+    parse_rsa,
+    validate_name,
+)
+from s3vault.keys.store import KeyInfo, KeyStore, PutResult
+
+# A PEM RSA-4096 key is about 3.3 KB; anything far bigger is not a key file.
+MAX_KEY_FILE_BYTES = 64 * 1024
+
+ImportType = Literal["aes", "rsa"]
+
+
+def describe(type_: str, bits: int | None, key_id: str | None = None) -> str:
+    """A key's kind in words: "AES-256", "RSA-4096", "KMS key alias/x"."""
+    if type_ == "kms":
+        return f"KMS key {key_id}"
+    return f"{type_.upper()}-{bits}"
+
+
+def describe_key(key: MasterKey) -> str:
+    return describe(key.type, key.bits, key.key_id if isinstance(key, KmsKey) else None)
+
+
+def generate_new(
+    store: KeyStore, name: str, kind: GenerateType
+) -> tuple[AesKey | RsaKey, PutResult]:
+    """A new random key stored as ``name``; ConflictError if the name is taken."""
+    validate_name(name)
+    try:
+        store.get(name)
+    except KeyMissingError:
+        pass
+    else:
+        raise ConflictError(
+            f"a key named '{name}' already exists",
+            hint="Choose another name, or delete the old key first (`s3vault key delete`).",
+        )
+    key = generate_key(name, kind)
+    return key, store.put(key)
+
+
+def check_key_input(data: bytes) -> bytes:
+    """``data`` if it can be a key file: not empty, not larger than any key file."""
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise UsageError(f"the key input is larger than {MAX_KEY_FILE_BYTES} bytes: not a key")
+    if not data:
+        raise UsageError("the key input is empty")
+    return data
+
+
+def read_key_file(path: str | Path) -> bytes:
+    """The bytes of a key file (bounded: a huge file is refused, not read)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_KEY_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise NotFoundError(f"key file {path} does not exist") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read key file {path}: {exc.strerror}") from None
+    return check_key_input(data)
+
+
+def detect_import_type(data: bytes) -> ImportType:
+    """RSA for a PEM file (it always has a BEGIN line), else AES (raw, hex or base64)."""
+    return "rsa" if b"-----BEGIN" in data else "aes"
+
+
+def parse_import(name: str, kind: ImportType, data: bytes) -> tuple[MasterKey, str]:
+    """The key in ``data`` (AES: raw, hex or base64; RSA: PEM) and a note on how it
+    was read (", read as base64"; "" for RSA)."""
+    validate_name(name)
+    check_key_input(data)
+    if kind == "aes":
+        key, encoding = parse_aes(name, data)
+        return key, f", read as {encoding}"
+    return parse_rsa(name, data), ""
+
+
+def export_text(key: MasterKey) -> bytes:
+    """What an export writes: AES as one line of base64, RSA as a PKCS#8 PEM private
+    key, KMS as its key id (the only one that is not a secret)."""
+    if isinstance(key, KmsKey):
+        return (key.key_id + "\n").encode()
+    if isinstance(key, AesKey):
+        return base64.b64encode(key.secret) + b"\n"
+    return key.private_pem
+
+
+def write_private_file(path: Path, data: bytes, *, overwrite: bool) -> None:
+    """Write ``data`` to a new 0600 file, then move it into place.
+
+    Writing a fresh file (O_EXCL) and renaming it means an existing file's looser mode
+    or another owner never applies to the secret, and no partial file is left.
+    ConflictError if ``path`` exists and not ``overwrite``.
+    """
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        # Never a device, FIFO or link: as root, the rename below would replace
+        # /dev/null itself with a file holding the key.
+        raise UsageError(
+            f"{path} is not a regular file: the key is written only to a file",
+            hint="Give a file name, or leave out --file to print the key on stdout.",
+        )
+    if path.exists() and not overwrite:
+        raise ConflictError(f"{path} already exists", hint="Pass --yes to overwrite it.")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise local_error(exc, "create", path) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise local_error(exc, "write", path) from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def key_info(store: KeyStore, name: str) -> KeyInfo | None:
+    """The listed info of ``name``; KeyMissingError if the keyring has no such key
+    (None: the key exists but the index lost it, after an interrupted write)."""
+    for info in store.list():
+        if info.name == name:
+            return info
+    store.get(name)
+    return None

@@ -1,0 +1,35 @@
+"""Where an object goes in a local folder, refusing keys that would leave it.
+
+Object keys come from a bucket, which may hold keys written by anyone: restore and
+the desktop app's downloads map a key to a path only through `target_path`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from s3vault.errors import RefusedError
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def target_path(root: Path, relkey: str) -> Path:
+    """Where the object with key ``prefix + relkey`` goes under ``root``.
+
+    Raises RefusedError for a key that would leave ``root``: ``..`` segments (with
+    ``/`` or ``\\``), absolute paths, drive letters, NUL; and, after resolving any
+    links already under ``root``, anything that lands outside it.
+    """
+    if not relkey or "\x00" in relkey:
+        raise RefusedError(f"object key {relkey!r} is not a usable file name")
+    segments = re.split(r"[/\\]", relkey)
+    if relkey.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(relkey):
+        raise RefusedError(f"object key {relkey!r} is an absolute path: not restored")
+    if any(s in ("..", ".") for s in segments) or "" in segments[:-1]:
+        raise RefusedError(f"object key {relkey!r} would leave the target folder: not restored")
+    base = root.resolve()
+    path = base.joinpath(*relkey.split("/"))
+    if not path.resolve().is_relative_to(base):
+        raise RefusedError(f"object key {relkey!r} resolves outside the target folder")
+    return path

@@ -1,0 +1,80 @@
+"""A prefix listed page by page, and the envelopes of a few of its objects on demand.
+
+`Vault.list` HEADs every object it yields, which a view of a large prefix cannot wait
+for: a HEAD costs a request (and the CPU of one) per object, a LIST a thousand keys.
+So a view shows `list_pages` as it arrives (names, stored sizes, dates) and asks
+`describe` for the envelopes of the rows a person actually looks at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from s3vault.crypto.envelope import Location
+from s3vault.errors import NotFoundError, S3VaultError
+from s3vault.remote.objects import ObjectHead, ObjectSummary
+from s3vault.vault.objects import ObjectInfo
+from s3vault.vault.results import PrefixEntry
+from s3vault.vault.vault import Vault
+
+PAGE_SIZE = 500
+DESCRIBE_WORKERS = 4  # HEADs in flight; more only add GIL contention with the UI on 2 cores
+
+
+def list_pages(
+    vault: Vault, bucket: str, prefix: str = "", *, page_size: int = PAGE_SIZE
+) -> Iterator[list[ObjectSummary | PrefixEntry]]:
+    """The folders and objects directly under ``prefix``, ``page_size`` at a time.
+
+    Nothing is HEADed. As in `Vault.list`, an instruction file is left out when its
+    object was listed (an object's key is a prefix of its instruction file's key, so
+    it always comes first in S3's order); one whose object is missing is listed as
+    what it is. Only the keys listed so far are kept, to recognise those files.
+    """
+    seen: set[str] = set()
+    cut = len(vault.instruction_suffix)
+    page: list[ObjectSummary | PrefixEntry] = []
+    for entry in vault.remote.list(bucket, prefix, recursive=False):
+        if isinstance(entry, str):
+            page.append(PrefixEntry(bucket, entry))
+        elif vault.is_instruction_key(entry.key) and entry.key[:-cut] in seen:
+            continue
+        else:
+            seen.add(entry.key)
+            page.append(entry)
+        if len(page) >= page_size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def describe(vault: Vault, bucket: str, objects: Sequence[ObjectSummary]) -> list[ObjectInfo]:
+    """The `ObjectInfo` (envelope decoded) of each listed object, HEADs in parallel.
+
+    Never raises for one object: an object deleted since it was listed is described
+    from its listing entry, and one whose HEAD or envelope fails carries the error.
+    """
+
+    def one(entry: ObjectSummary) -> ObjectInfo:
+        listed = ObjectHead(bucket, entry.key, entry.size, entry.etag, entry.last_modified, {})
+        try:
+            head = vault.head(bucket, entry.key)
+        except NotFoundError:
+            return ObjectInfo.from_head(listed, None)
+        except S3VaultError as exc:
+            return ObjectInfo.from_head(listed, None, error=exc.message)
+        try:
+            envelope = vault.read_envelope(head)
+        except S3VaultError as exc:
+            return ObjectInfo.from_head(head, None, error=exc.message)
+        in_file = envelope is not None and envelope.location is Location.INSTRUCTION_FILE
+        where = vault.instruction_key(head.key) if in_file else None
+        return ObjectInfo.from_head(head, envelope, instruction_file=where)
+
+    if len(objects) <= 1:
+        return [one(entry) for entry in objects]
+    workers = min(DESCRIBE_WORKERS, len(objects))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-describe") as pool:
+        return list(pool.map(one, objects))
