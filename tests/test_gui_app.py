@@ -313,3 +313,38 @@ def test_without_the_setup_module_the_first_start_opens_the_app_without_a_config
     ctx = AppContext(tmp_path / "missing.yaml", agent=AgentLink(agent_socket))
     assert first_setup(ctx) == "skipped"
     assert not ctx.config.folders
+
+
+def test_the_real_app_process_raises_on_a_second_launch_and_quits_on_sigterm(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text("version: 1\nbuckets: [photos]\n")
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(short_dir), QT_QPA_PLATFORM="offscreen")
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    command = [sys.executable, "-m", "s3vault", "--config", str(config), "gui"]
+    first = subprocess.Popen(
+        command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        gui_socket = short_dir / "s3vault" / "gui.sock"
+        deadline = time.monotonic() + 30
+        while not gui_socket.exists():
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.05)
+        second = subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
+        assert second.returncode == 0
+        assert b"already running" in second.stderr
+        assert first.poll() is None, "the first app keeps running"
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=20) == 0
+        assert b"Traceback" not in first.communicate()[1]
+        assert not gui_socket.exists(), "a clean quit removes its socket"
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()

@@ -28,6 +28,7 @@ from s3vault.gui.main_window import MainWindow
 from s3vault.gui.notifications import DesktopNotifications
 from s3vault.gui.single_instance import SingleInstance
 from s3vault.gui.tray import TrayActions, TrayController, TrayHost, load_icon
+from s3vault.gui.unix_signals import QuitOnSignals
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ TRAY_NOTICE_KEY = "tray/close_notice_shown"
 class AppShell(QObject):
     """The app around the main window: tray, notifications, agent start, close policy.
 
-    ``quit_app`` ends the app (QApplication.quit; tests pass their own).
+    ``quit_app`` ends the app's event loop (tests pass their own).
     """
 
     def __init__(
@@ -57,7 +58,9 @@ class AppShell(QObject):
         super().__init__(parent)
         self.ctx = ctx
         self.minimized = minimized
-        self._quit = quit_app if quit_app is not None else QApplication.quit
+        # exit(), not quit(): Qt 6's quit() first asks every window to close, and the
+        # main window refuses (it hides to the tray or asks), which cancels the quit.
+        self._quit = quit_app if quit_app is not None else (lambda: QApplication.exit(0))
         self.window = MainWindow(ctx)
         self.window.setWindowIcon(load_icon("app"))
         self.window.close_handler = self.close_requested
@@ -270,9 +273,11 @@ def run(config_path: Path | None = None, argv: list[str] | None = None) -> int:
     shell = AppShell(ctx, minimized=MINIMIZED in argv[1:])
     instance.raise_requested.connect(shell.show_window)
     shell.start()
+    signals = QuitOnSignals(shell.quit)  # SIGTERM/SIGINT/SIGHUP: a clean quit
     try:
         return int(app.exec())
     finally:
+        signals.restore()
         shell.shutdown()
         instance.close()
 

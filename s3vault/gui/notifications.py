@@ -25,7 +25,9 @@ from typing import Any, Literal
 
 from PySide6.QtCore import QObject, Signal
 
-from s3vault.gui.tray_state import Status, attention, plural
+from s3vault.gui.folder_status import CONFLICT_PREFIX
+from s3vault.gui.status_text import plural
+from s3vault.gui.tray_state import Status, attention
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ def _wanted(status: Status) -> list[Show]:
     need = attention(status)
     problems = [e for e in status.get("errors") or [] if isinstance(e, dict)]
     shows: list[Show] = []
-    failed = [e for e in problems if not str(e.get("message", "")).startswith("conflict")]
+    failed = [e for e in problems if not str(e.get("message", "")).startswith(CONFLICT_PREFIX)]
     folder_errors = [
         f"{f.get('path')}: {f.get('message')}"
         for f in status.get("folders") or []
@@ -102,7 +104,7 @@ def _wanted(status: Status) -> list[Show]:
         items = (
             conflicts
             if isinstance(conflicts, list)
-            else [e for e in problems if str(e.get("message", "")).startswith("conflict")]
+            else [e for e in problems if str(e.get("message", "")).startswith(CONFLICT_PREFIX)]
         )
         summary = f"{plural(need.conflicts, 'conflict')} to resolve"
         shows.append(Show("conflict", summary, _lines(_describe(items)), 1))

@@ -14,11 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from s3vault.gui.folder_status import CONFLICT_PREFIX, NOT_RUNNING, Progress
+from s3vault.gui.status_text import plural, progress_text
+
 Status = dict[str, Any]
 
 ICONS = ("idle", "syncing", "paused", "offline", "error", "attention")
 STATES = ("idle", "syncing", "paused", "offline", "error")
-NOT_RUNNING = "agent not running"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +103,15 @@ def status_line(status: Status, need: Attention | None = None) -> str:
     state = str(status.get("state") or "idle")
     progress = status.get("progress")
     if state == "syncing" and isinstance(progress, dict):
-        done, total = _int(progress.get("files_done")), _int(progress.get("files_total"))
-        line = f"syncing {done} of {total} files"
-        rate = progress.get("rate")
-        if isinstance(rate, int | float) and rate > 0:
-            line += f", {human_rate(float(rate))}"
+        line = progress_text(
+            Progress(
+                files_done=_int(progress.get("files_done")),
+                files_total=_int(progress.get("files_total")),
+                bytes_done=_int(progress.get("bytes_done")),
+                bytes_total=_int(progress.get("bytes_total")),
+                rate=_float(progress.get("rate")),
+            )
+        )
     elif state in ("offline", "error"):
         line = state
         why = _folder_message(status)
@@ -125,18 +131,6 @@ def status_line(status: Status, need: Attention | None = None) -> str:
     return line + ("; " + ", ".join(extra) if extra else "")
 
 
-def human_rate(rate: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if rate < 1000 or unit == "GB":
-            return f"{rate:.0f} {unit}/s" if unit == "B" else f"{rate:.1f} {unit}/s"
-        rate /= 1000
-    return f"{rate:.1f} GB/s"  # pragma: no cover
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _folder_message(status: Status) -> str:
     for folder in _list(status.get("folders")):
         if isinstance(folder, dict) and folder.get("message"):
@@ -147,7 +141,7 @@ def _folder_message(status: Status) -> str:
 def _is_conflict(entry: object) -> bool:
     if isinstance(entry, dict):
         return entry.get("kind") == "conflict" or str(entry.get("message", "")).startswith(
-            "conflict"
+            CONFLICT_PREFIX
         )
     return False
 
@@ -168,6 +162,10 @@ def _as_list(value: object) -> list[object]:
 
 def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _float(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def _int(value: object) -> int:
