@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 from agent_helpers import write_config
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from s3vault.gui.agent_link import AgentLink
 from s3vault.gui.agent_starter import NO_FOLDERS, STARTED
-from s3vault.gui.app import KEEP_SYNCING, STOP_SYNCING, AppShell, run
+from s3vault.gui.app import KEEP_SYNCING, STOP_SYNCING, TRAY_NOTICE_KEY, AppShell, run
 from s3vault.gui.context import AppContext
 from s3vault.gui.single_instance import SingleInstance
 
@@ -163,6 +164,30 @@ def test_no_agent_running_the_app_starts_one_says_so_and_can_restart_it(
             _stop_pid(pid)
 
 
+def test_an_agent_that_cannot_start_is_a_clear_message_in_a_box_and_the_activity(
+    qtbot, make_shell, tmp_path, short_dir, monkeypatch
+) -> None:
+    folder = tmp_path / "Documents"
+    folder.mkdir()
+    config = write_config(tmp_path / "config.yaml", folder, "some-bucket")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
+    ctx = AppContext(config, agent=AgentLink(short_dir / "s3vault" / "agent.sock"))
+    config.unlink()  # the agent reads the config at start: it will not find it
+    shell, _quits = make_shell(ctx)
+    shell.start()
+    qtbot.waitUntil(
+        lambda: shell.window.statusBar().currentMessage().startswith("Could not start"),
+        timeout=30000,
+    )
+    assert "config.yaml" in shell.window.statusBar().currentMessage()
+    entry = ctx.activity.entries()[0]
+    assert entry.level == "error" and "config.yaml" in entry.result
+    qtbot.waitUntil(lambda: isinstance(QApplication.activeModalWidget(), QMessageBox))
+    box = QApplication.activeModalWidget()
+    assert isinstance(box, QMessageBox) and "config.yaml" in box.text()
+    box.close()
+
+
 def test_without_folders_the_agent_is_not_started_and_the_app_says_why(
     qtbot, make_shell, ctx
 ) -> None:
@@ -222,6 +247,8 @@ def test_with_a_tray_closing_hides_the_window_and_the_app_keeps_running(
     shell.window.close()
     assert not shell.window.isVisible()
     assert shell.close_prompt is None and quits.count == 0
+    # The one-time notice that s3vault lives on in the tray was given (and remembered).
+    assert QSettings().value(TRAY_NOTICE_KEY, False, type=bool)
     shell.tray.open_action.trigger()
     assert shell.window.isVisible()
     shell.tray.quit_action.trigger()

@@ -163,5 +163,6 @@ def _why(done: subprocess.CompletedProcess[bytes]) -> str:
         line.strip() for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()
     ]
     # The CLI prints the agent's error, then "the agent stopped at once (exit code N)".
-    useful = [line for line in lines if not line.startswith("Traceback")][-3:]
+    useful = [line.removeprefix("error: ") for line in lines if not line.startswith("Traceback")]
+    useful = useful[-3:]
     return "; ".join(useful) or f"exit code {done.returncode}"

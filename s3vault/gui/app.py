@@ -25,6 +25,7 @@ from s3vault.errors import S3VaultError
 from s3vault.gui.agent_starter import AgentStarter
 from s3vault.gui.context import AppContext
 from s3vault.gui.main_window import MainWindow
+from s3vault.gui.messages import show_problem
 from s3vault.gui.notifications import DesktopNotifications
 from s3vault.gui.single_instance import SingleInstance
 from s3vault.gui.tray import TrayActions, TrayController, TrayHost, load_icon
@@ -65,6 +66,7 @@ class AppShell(QObject):
         self.window.setWindowIcon(load_icon("app"))
         self.window.close_handler = self.close_requested
         self.starter = AgentStarter(ctx, say=self.say, parent=self)
+        self.starter.failed.connect(lambda problem: show_problem(self.window, problem))
         self.notifications = DesktopNotifications(ctx.agent, parent=self)
         self.notifications.fallback.connect(self._fallback_message)
         actions = TrayActions(
