@@ -7,6 +7,7 @@ uploads them at the prefix it shows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -88,8 +89,9 @@ class MainWindow(QMainWindow):
         ctx.agent.connected_changed.connect(self._agent_connected)
         ctx.agent.status.connect(self._agent_status)
 
-        # What closing does (hide to the tray, or ask); the app sets it (see app.py).
-        self.close_handler = None
+        # What closing does (hide to the tray, or ask); the app sets it (see app.py):
+        # it gets the close event and returns whether the window closes.
+        self.close_handler: Callable[[QCloseEvent], bool] | None = None
 
     def show_view(self, view: QWidget) -> None:
         self.sidebar.setCurrentRow(self.stack.indexOf(view))
@@ -127,5 +129,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         handler = self.close_handler
         if handler is not None and not handler(event):
+            event.ignore()
             return
         event.accept()
