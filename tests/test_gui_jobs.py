@@ -87,3 +87,27 @@ def test_a_result_arriving_after_its_owner_is_deleted_is_dropped(qtbot) -> None:
     assert delivered == []
     assert runner.shutdown()
 
+
+
+def test_a_method_callback_makes_its_object_the_owner(qtbot) -> None:
+    runner = JobRunner()
+    release = threading.Event()
+
+    class View(QObject):
+        def __init__(self) -> None:
+            super().__init__()
+            self.got: list[object] = []
+
+        def shown(self, value: object) -> None:
+            self.got.append(value)  # on a deleted view this would raise
+
+    view = View()
+    got = view.got
+    job = runner.start("late", lambda job: release.wait(5) and "late", on_done=view.shown)
+    view.deleteLater()
+    qtbot.waitUntil(lambda: not isValid(view))
+    release.set()
+    qtbot.waitUntil(lambda: job not in runner.running)
+    qtbot.wait(50)
+    assert got == []
+    assert runner.shutdown()

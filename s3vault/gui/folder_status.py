@@ -121,9 +121,8 @@ def folder_statuses(
 def _from_agent(entry: Mapping[str, Any], snapshot: Snapshot, *, configured: bool) -> FolderStatus:
     folder_id = str(entry["folder"])
     state = str(entry.get("state") or "idle")
-    paused = entry.get("paused")
-    if paused is None:  # protocol 1: one pause for the whole agent
-        paused = bool(snapshot.get("paused"))
+    # Paused on its own (protocol 2), or with the whole agent (`s3vault pause`).
+    paused = bool(entry.get("paused")) or bool(snapshot.get("paused"))
     if paused and state != "syncing":  # a reconcile in progress finishes first
         state = "paused"
     progress = None

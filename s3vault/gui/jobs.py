@@ -124,6 +124,14 @@ class _Relay(QObject):
             self._on_cancelled()
 
 
+def _owner_of(*callbacks: Callable[..., Any] | None) -> QObject | None:
+    for callback in callbacks:
+        target = getattr(callback, "__self__", None)
+        if isinstance(target, QObject):
+            return target
+    return None
+
+
 class JobRunner(QObject):
     """The app's thread pool; keeps each job alive until it has finished."""
 
@@ -145,7 +153,10 @@ class JobRunner(QObject):
         owner: QObject | None = None,
     ) -> Job:
         """Run ``work(job)`` in the pool. The callbacks run on the UI thread, and only
-        while ``owner`` (the view that asked) still exists."""
+        while ``owner`` (the view that asked) still exists; by default the owner is
+        the Qt object whose method a callback is (``on_done=self._shown``)."""
+        if owner is None:
+            owner = _owner_of(on_done, on_failed, on_progress, on_cancelled)
         job = Job(name, work)
         relay = _Relay(owner or self, on_done, on_failed, on_progress, on_cancelled)
         job.signals.done.connect(relay.done)

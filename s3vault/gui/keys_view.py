@@ -187,7 +187,12 @@ class KeysView(QWidget):
     ) -> tuple[Job, _Reply]:
         reply = _Reply(self, on_done, on_failed)
         job = self.ctx.jobs.start(
-            name, work, on_done=reply.done, on_failed=reply.failed, on_cancelled=reply.deleteLater
+            name,
+            work,
+            on_done=reply.done,
+            on_failed=reply.failed,
+            on_cancelled=reply.deleteLater,
+            owner=reply,
         )
         return job, reply
 
