@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from agent_helpers import write_config
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from s3vault.gui.agent_link import AgentLink
@@ -309,7 +309,6 @@ def test_the_desktop_entry_and_icon_install_for_the_user_with_an_autostart_optio
 def test_an_invalid_config_is_a_clear_message_and_an_exit_code_not_a_traceback(
     qtbot, tmp_path: Path
 ) -> None:
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     bad = tmp_path / "config.yaml"
@@ -329,17 +328,27 @@ def test_an_invalid_config_is_a_clear_message_and_an_exit_code_not_a_traceback(
     assert seen and "buckets" in seen[0]
 
 
-def test_without_the_setup_module_the_first_start_opens_the_app_without_a_config(
-    qtbot, tmp_path: Path, agent_socket: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_first_start_without_a_config_opens_the_setup_and_cancel_writes_nothing(
+    qtbot, tmp_path: Path, agent_socket: Path
 ) -> None:
-    import sys
-
     from s3vault.gui.app import first_setup
+    from s3vault.gui.setup_wizard import SetupWizard
 
-    monkeypatch.setitem(sys.modules, "s3vault.gui.setup_wizard", None)  # import fails
     ctx = AppContext(tmp_path / "missing.yaml", agent=AgentLink(agent_socket))
-    assert first_setup(ctx) == "skipped"
-    assert not ctx.config.folders
+    shown: list[str] = []
+
+    def cancel() -> None:
+        wizard = QApplication.activeModalWidget()
+        if not isinstance(wizard, SetupWizard):
+            QTimer.singleShot(20, cancel)
+            return
+        shown.append(wizard.windowTitle())
+        wizard.reject()
+
+    QTimer.singleShot(20, cancel)
+    assert first_setup(ctx) == "cancelled"
+    assert shown and "s3vault" in shown[0]
+    assert not (tmp_path / "missing.yaml").exists()
 
 
 def test_the_real_app_process_raises_on_a_second_launch_and_quits_on_sigterm(

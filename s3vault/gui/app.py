@@ -11,6 +11,7 @@ closing it asks whether to keep syncing in the background.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import subprocess
 import sys
@@ -24,9 +25,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 from s3vault.errors import S3VaultError
 from s3vault.gui.agent_starter import AgentStarter
 from s3vault.gui.context import AppContext
+from s3vault.gui.gc_policy import IdleCollector
 from s3vault.gui.main_window import MainWindow
 from s3vault.gui.messages import show_problem
 from s3vault.gui.notifications import DesktopNotifications
+from s3vault.gui.setup_wizard import SetupWizard
 from s3vault.gui.single_instance import SingleInstance
 from s3vault.gui.tray import TrayActions, TrayController, TrayHost, load_icon
 from s3vault.gui.unix_signals import QuitOnSignals
@@ -85,11 +88,9 @@ class AppShell(QObject):
         self.tray_host.no_tray.connect(self._no_tray)
         self.close_prompt: QMessageBox | None = None
         self._quitting = False
-        # The folders view says when the config's folders changed (the agent reads
-        # them at start).
-        restart = getattr(self.window.folders, "agent_restart_needed", None)
-        if restart is not None:
-            restart.connect(self.restart_agent)
+        # The config's folders changed (Folders view, a dropped folder kept in sync):
+        # the agent reads them at start.
+        self.window.agent_restart_needed.connect(self.restart_agent)
 
     @property
     def tray(self) -> TrayController | None:
@@ -230,13 +231,7 @@ def setup_application(argv: list[str]) -> QApplication:
 
 
 def first_setup(ctx: AppContext) -> str:
-    """No config file yet: run the setup; "configured", "try-locally" or "cancelled"
-    ("skipped" when this install has no setup, the window then opens empty)."""
-    try:
-        from s3vault.gui.setup_wizard import SetupWizard
-    except ImportError as exc:
-        log.warning("no setup wizard in this install (%s): opening the app without a config", exc)
-        return "skipped"
+    """No config file yet: run the setup; "configured", "try-locally" or "cancelled"."""
     wizard = SetupWizard(ctx.config_path, keyring_service=ctx.config.keyring.service)
     wizard.setWindowIcon(load_icon("app"))
     wizard.exec()
@@ -276,20 +271,20 @@ def run(config_path: Path | None = None, argv: list[str] | None = None) -> int:
     instance.raise_requested.connect(shell.show_window)
     shell.start()
     signals = QuitOnSignals(shell.quit)  # SIGTERM/SIGINT/SIGHUP: a clean quit
+    collector = IdleCollector(ctx.jobs)  # full garbage collections only when idle
     try:
         return int(app.exec())
     finally:
+        collector.stop()
         signals.restore()
         shell.shutdown()
         instance.close()
 
 
 def main() -> None:
-    """`s3vault-gui [--config PATH] [--minimized]`."""
-    args = sys.argv[1:]
-    config: Path | None = None
-    if "--config" in args:
-        at = args.index("--config")
-        if at + 1 < len(args):
-            config = Path(args[at + 1])
-    sys.exit(run(config, sys.argv))
+    """`s3vault-gui [--config PATH] [--minimized]` (the app launcher's command)."""
+    parser = argparse.ArgumentParser(prog="s3vault-gui", description="The s3vault desktop app.")
+    parser.add_argument("--config", type=Path, help="config file (default: the user's)")
+    parser.add_argument(MINIMIZED, action="store_true", help="start in the tray only")
+    args, qt_args = parser.parse_known_args()
+    sys.exit(run(args.config, [sys.argv[0], *qt_args, *([MINIMIZED] if args.minimized else [])]))
