@@ -177,3 +177,67 @@ def test_demo_serve_works_from_another_terminal_and_a_signal_leaves_nothing_runn
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+
+
+@pytest.mark.services  # the session's keyring; the demo starts its own SeaweedFS
+def test_demo_gui_opens_the_app_with_the_demo_folder_syncing_and_ends_with_it(
+    tmp_path: Path,
+) -> None:
+    # What `make demo` runs on a display (here Qt's offscreen platform, set for the
+    # whole test session): the narrated demo, then the app on its embedded S3.
+    from s3vault.agent.client import AgentClient, AgentNotRunningError
+
+    data_dir = tmp_path / "demo"
+    out_file = tmp_path / "gui.log"
+    with open(out_file, "wb") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "s3vault", "demo", "--gui", "--data-dir", str(data_dir)],
+            env=demo_env(keyring=True),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    socket = data_dir / "run" / "agent.sock"  # the demo's own agent, not the user's
+
+    def status() -> dict[str, object] | None:
+        try:
+            with AgentClient(socket, timeout=5) as agent:
+                return agent.status()
+        except AgentNotRunningError:
+            return None
+
+    def wait_for(what: str, predicate: object) -> dict[str, object]:
+        deadline = time.monotonic() + DEMO_TIMEOUT
+        while True:
+            assert demo.poll() is None, out_file.read_text()
+            current = status() if socket.exists() else None
+            if current is not None and predicate(current):  # type: ignore[operator]
+                return current
+            assert time.monotonic() < deadline, f"{what}: {current}\n{out_file.read_text()}"
+            time.sleep(0.2)
+
+    try:
+        # The app started the agent, which synced the demo folder once.
+        first = wait_for("the demo folder synced", lambda s: s["folders"][0]["last_sync"])
+        assert first["folders"][0]["path"] == str(data_dir / "folder")
+        assert "Opening the desktop app" in out_file.read_text()
+        (data_dir / "folder" / "new-note.md").write_text("written while the app runs\n")
+        wait_for(
+            "the new file uploaded",
+            lambda s: any(
+                f["path"] == "new-note.md" and f["action"] == "uploaded" for f in s["files"]
+            ),
+        )
+        agent_pid = int(first["pid"])  # type: ignore[call-overload]
+        demo.send_signal(signal.SIGTERM)  # as closing the terminal would
+        assert demo.wait(timeout=60) == 0, out_file.read_text()
+        assert "Traceback" not in out_file.read_text()
+        deadline = time.monotonic() + 10
+        while _alive(agent_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(agent_pid)  # the demo's agent ended with the app
+        assert not socket.exists()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
