@@ -14,11 +14,29 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 START_TIMEOUT = 30.0
+SYNC_TIMEOUT = 30.0  # generous: the test machine has 2 cores shared by parallel runs
+
+
+def wait_for(
+    predicate: Callable[[], T], what: str = "condition", timeout: float = SYNC_TIMEOUT
+) -> T:
+    """The first truthy value of ``predicate()`` (polled every 0.1 s); AssertionError
+    naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

@@ -5,15 +5,12 @@ reads (real `s3vault agent --foreground`, SeaweedFS and the keyring)."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
-from agent_helpers import agent_procs, environ
+from agent_helpers import agent_procs, environ, wait_for
 
 from s3vault.agent.client import AgentClient
 from s3vault.errors import ExitCode, NotFoundError
-
-TIMEOUT = 30.0  # generous: the test machine has 2 cores shared by parallel runs
 
 
 @pytest.fixture
@@ -48,16 +45,6 @@ def agents(run_cli, keyring_service, bucket, folders, tmp_path):
 def snapshot(agents):
     with AgentClient(agents.socket, timeout=10) as client:
         return client.status()
-
-
-def wait_for(predicate, what):
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def synced(agents):

@@ -11,15 +11,12 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
-from agent_helpers import agent_procs, environ, write_config
+from agent_helpers import agent_procs, environ, wait_for, write_config
 
 from s3vault.agent.client import AgentClient
 from s3vault.errors import ExitCode
-
-SYNC_TIMEOUT = 30.0  # generous: the test machine has 2 cores shared by parallel runs
 
 
 @pytest.fixture
@@ -40,16 +37,6 @@ def status(agents):
     r = agents.cli("status", "--json")
     assert r.returncode == 0, r.stderr.decode()
     return json.loads(r.stdout)
-
-
-def wait_for(predicate, timeout=SYNC_TIMEOUT, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def idle(agents):
