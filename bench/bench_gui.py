@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--rotate", type=int, default=1000, help="objects to rotate")
     parser.add_argument("--size", type=parse_size, default=GiB, help="size of the dropped file")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--workdir", type=Path, default=None, help="parent of the temp dir")
+    parser.add_argument("--tmpdir", type=Path, default=None, help="where the work directory goes")
     parser.add_argument("--child", choices=("seed", "measure"), help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -80,7 +80,7 @@ def main() -> None:
         print(json.dumps(_measure(args.config, args.size)))
         return
     sigterm_as_interrupt()
-    with work_dir(args.workdir, "s3v-bench-gui-") as work:
+    with work_dir(args.tmpdir, "s3v-bench-gui-") as work:
         check_free_space(work, args.size * 2, "the dropped file and SeaweedFS's copy")
         with BenchServices(work, keyring_service="bench-gui") as services:
             env = services.child_env()
