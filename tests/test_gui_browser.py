@@ -270,3 +270,33 @@ def test_delete_asks_first_and_removes_the_object_and_its_instruction_file(
     listed = s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])
     assert [o["Key"] for o in listed] == ["kept.bin"]
     assert ctx.activity.entries()[0].result == "deleted"
+
+
+def test_an_unreachable_endpoint_is_a_clear_message_not_a_hang(
+    qtbot, tmp_path: Path, agent_socket: Path, bucket: str
+) -> None:
+    # An endpoint where nothing listens (a stopped server, a wrong port in the config).
+    from s3vault.embedded.ports import free_port
+    from s3vault.gui.agent_link import AgentLink
+
+    port = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"s3: {{addressing_style: path, endpoint_url: 'http://127.0.0.1:{port}'}}\n"
+        f"buckets: [{bucket}]\n"
+    )
+    ctx = AppContext(config, agent=AgentLink(agent_socket))
+    view = BrowserView(ctx)
+    qtbot.addWidget(view)
+    view.show()
+    try:
+        view.open_location(bucket)
+        qtbot.waitUntil(lambda: view.message_bar.isVisibleTo(view), timeout=60_000)
+        text = view.message_bar.text.text()
+        assert f"127.0.0.1:{port}" in text or "unreachable" in text.lower(), text
+        assert view.model.problem is not None
+        assert view.model.problem.title == "Service unreachable"
+        assert ctx.activity.entries()[0].level == "error"
+    finally:
+        ctx.agent.close()
+        assert ctx.jobs.shutdown(30_000)

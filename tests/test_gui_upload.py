@@ -289,3 +289,26 @@ def test_no_current_key_says_to_generate_or_import_one_and_uploads_nothing(
 
 def test_dropping_nothing_starts_nothing(ctx: AppContext, bucket: str) -> None:
     assert start_upload(None, ctx, [], bucket, "") is None
+
+
+def test_kms_unreachable_is_one_clear_message_before_any_upload(
+    qtbot, ctx: AppContext, bucket: str, files: Path, s3_client, kms_key_id: str,
+    keyring_service: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from s3vault.embedded.ports import free_port
+    from s3vault.keys.material import KmsKey
+    from s3vault.keys.store import KeyStore
+
+    store = KeyStore(keyring_service)
+    store.put(KmsKey("team-kms", kms_key_id))
+    store.set_current("team-kms")
+    # KMS where nothing listens (an outage, a wrong endpoint): the check before the
+    # upload finds the key unusable, and says where to look.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", f"http://127.0.0.1:{free_port()}")
+    session = drop(qtbot, ctx, [files / "a.txt", files / "b.bin"], bucket, "")
+    assert keys_in(s3_client, bucket) == []
+    assert session.summary is not None and session.summary.done == 0
+    errors = [e.result for e in ctx.activity.entries() if e.level == "error"]
+    assert len(errors) == 1
+    assert "cannot reach KMS" in errors[0]
+    assert "AWS_ENDPOINT_URL_KMS" in errors[0]  # the hint: where the endpoint comes from
