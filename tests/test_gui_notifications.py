@@ -178,7 +178,7 @@ def test_a_folder_refused_by_the_guard_is_one_mass_delete_notification_with_its_
     notifier = Notifier()
     (show,) = notifier.feed(status)
     assert isinstance(show, Show) and show.kind == "mass-delete" and show.urgency == 2
-    assert show.body == f"{refused['message']}\n{refused['hint']}"
+    assert show.body == f"This run would delete 9 of 10 synced files\n{refused['hint']}"
     folder.update(state="idle", message=None, refused=None)
     assert notifier.feed(dict(status, state="idle")) == [Close("mass-delete")]
 

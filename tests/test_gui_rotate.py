@@ -78,8 +78,8 @@ def test_rewrap_of_selected_objects_counts_first_then_names_the_new_key_and_stil
     assert dialog.key_combo.itemText(dialog.key_combo.findData(gui_key)) == f"{gui_key} (current)"
     assert not dialog.rotate_button.isEnabled()  # no rotation before a count
     count(qtbot, dialog)
-    assert "3 object(s) will be re-wrapped to 'new-key'" in dialog.status.text()
-    assert dialog.rotate_button.text() == "&Rotate 3 object(s)"
+    assert "3 objects will be re-wrapped to 'new-key'" in dialog.status.text()
+    assert dialog.rotate_button.text() == "&Rotate 3 objects"
     assert all(ctx.vault().inspect(bucket, k).key_name == gui_key for k in selected)  # dry run
     run(qtbot, dialog)
     qtmodeltester.check(dialog.results)
@@ -109,7 +109,7 @@ def test_reencrypt_of_a_prefix_writes_the_chosen_format_v2(
     assert dialog.format_combo.isEnabled()
     dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("v2"))
     count(qtbot, dialog)
-    assert "2 object(s) will be re-encrypted" in dialog.status.text()
+    assert "2 objects will be re-encrypted" in dialog.status.text()
     run(qtbot, dialog)
     for key in keys:
         info = ctx.vault().inspect(bucket, key)
@@ -125,7 +125,7 @@ def test_cancel_during_a_prefix_rotation_stops_early_and_the_report_says_how_man
     dialog = RotateDialog(ctx, bucket, [], "many/", workers=2)
     ready(qtbot, dialog, new_key)
     count(qtbot, dialog)
-    assert dialog.rotate_button.text() == "&Rotate 50 object(s)"
+    assert dialog.rotate_button.text() == "&Rotate 50 objects"
     # Cancel in the job's thread as soon as the first outcome is reported.
     dialog.run_started.connect(
         lambda job: job.signals.progress.connect(

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from s3vault.errors import S3VaultError
-from s3vault.gui.bucket_model import NAME, BucketModel
+from s3vault.gui.bucket_model import COLUMN_SAMPLES, NAME, BucketModel
 from s3vault.gui.context import AppContext
 from s3vault.gui.downloads import (
     DownloadProgress,
@@ -134,6 +134,9 @@ class BrowserView(QWidget):
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        metrics = self.table.fontMetrics()
+        for column, sample in COLUMN_SAMPLES.items():
+            header.resizeSection(column, metrics.horizontalAdvance(sample) + metrics.height())
         header.setStretchLastSection(True)
         header.setSortIndicator(NAME, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
@@ -149,6 +152,7 @@ class BrowserView(QWidget):
         self.splitter.addWidget(self.panel)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([6500, 3500])  # scaled to the real width when shown
 
         self.toolbar = QToolBar()
         self.toolbar.setAccessibleName("Browser actions")

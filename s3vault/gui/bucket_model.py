@@ -42,6 +42,15 @@ from s3vault.vault.pages import describe, list_pages
 
 COLUMNS = ("Name", "Size", "Modified", "Key", "Format", "Envelope")
 NAME, SIZE, MODIFIED, KEY, FORMAT, LOCATION = range(len(COLUMNS))
+# A usual wide value of each column (the last one stretches): the view sizes columns
+# from these in its font, so they fit at any font size and scale.
+COLUMN_SAMPLES = {
+    NAME: "a-longer-file-name.pdf",
+    SIZE: "1023.9 MiB",
+    MODIFIED: "2026-12-31 23:59",
+    KEY: "laptop-2026",
+    FORMAT: "Format",
+}
 DESCRIBE_BATCH = 48  # envelopes read per job: about a screenful of rows
 WANTED_MAX = 256  # rows remembered for describing; older wishes (scrolled past) drop
 

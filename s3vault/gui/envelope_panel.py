@@ -7,7 +7,9 @@ shows here too (with a label made from its name if it has none below).
 
 from __future__ import annotations
 
+import contextlib
 import json
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -60,6 +62,10 @@ LABELS = {
     "error": "Envelope error",
 }
 _SIZES = {"plaintext_size", "ciphertext_size", "encrypted_data_key_size"}
+# Base64 values, hundreds of characters without a space: shown shortened (the whole
+# value in the tooltip, the text field_text() gives and "Copy as JSON").
+_BINARY = {"encrypted_data_key", "iv", "message_id", "commitment"}
+_SHORT_BINARY = 40
 
 
 def label_of(field: str) -> str:
@@ -80,9 +86,21 @@ def value_text(field: str, value: Any) -> str:
         return "Yes" if value else "No"
     if field in _SIZES and isinstance(value, int):
         return f"{human_size(value)} ({value:,} bytes)" if value >= 1024 else f"{value} bytes"
+    if field == "last_modified" and isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ", ".join(value) or "—"
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     return str(value)
+
+
+def shown_text(field: str, text: str) -> str:
+    """What the label shows: a long base64 value as its start and end."""
+    if field in _BINARY and len(text) > _SHORT_BINARY:
+        return f"{text[:24]}…{text[-12:]}"
+    return text
 
 
 def summary_of(data: dict[str, Any]) -> str:
@@ -116,6 +134,9 @@ class EnvelopePanel(QWidget):
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        # Values wrap to the panel's width; a long word (a URL) is cut at the edge,
+        # its whole text is in the tooltip and in "Copy as JSON".
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.form_host)
         scroll.setAccessibleName("Envelope fields")
         self.copy_button = QPushButton("Copy as JSON")
@@ -126,6 +147,8 @@ class EnvelopePanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         buttons.addWidget(self.copy_button)
+        # Wide enough for the labels and most values (in characters: any font, any scale).
+        self.setMinimumWidth(38 * self.fontMetrics().averageCharWidth())
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(scroll, 1)
@@ -168,9 +191,10 @@ class EnvelopePanel(QWidget):
         return self._data
 
     def field_text(self, field: str) -> str | None:
-        """The text shown for ``field`` (None if the panel does not show it)."""
-        label = self._values.get(field)
-        return label.text() if label is not None else None
+        """The text of ``field``, in full (None if the panel does not show it)."""
+        if self._data is None or field not in self._values:
+            return None
+        return value_text(field, self._data[field])
 
     def copy_json(self) -> None:
         if self._data is not None:
@@ -201,11 +225,14 @@ class EnvelopePanel(QWidget):
         self.copy_button.setEnabled(data is not None)
         for field, value in (data or {}).items():
             name = QLabel(label_of(field) + ":")
-            text = QLabel(value_text(field, value))
+            full = value_text(field, value)
+            text = QLabel(shown_text(field, full))
             text.setWordWrap(True)
+            text.setMinimumWidth(1)  # wraps to the panel, never widens it
             text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             text.setAccessibleName(label_of(field))
-            text.setToolTip(field)  # the JSON name, for scripts
+            # The JSON name (for scripts) and the whole value.
+            text.setToolTip(f"{field}: {full}")
             name.setBuddy(text)
             self.form.addRow(name, text)
             self._values[field] = text

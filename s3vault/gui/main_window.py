@@ -62,7 +62,9 @@ class MainWindow(QMainWindow):
 
         self.sidebar = QListWidget()
         self.sidebar.setAccessibleName("Views")
-        self.sidebar.setFixedWidth(150)
+        # Room around each view's name, and a width in characters (any font, any scale).
+        self.sidebar.setSpacing(3)
+        self.sidebar.setFixedWidth(16 * self.fontMetrics().averageCharWidth())
         self.stack = QStackedWidget()
         for name, view in self.views:
             QListWidgetItem(name, self.sidebar)

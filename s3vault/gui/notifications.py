@@ -113,7 +113,8 @@ def _wanted(status: Status) -> list[Show]:
             Show(
                 "mass-delete",
                 "A mass delete was refused: nothing was deleted",
-                _lines(list(need.refusals)),
+                # The guard's words start lower case (the CLI prints "error: ..." first).
+                _lines([line[:1].upper() + line[1:] for line in need.refusals]),
                 2,
             )
         )

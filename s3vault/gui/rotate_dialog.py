@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -40,6 +40,7 @@ from s3vault.gui.context import AppContext
 from s3vault.gui.jobs import Job
 from s3vault.gui.messages import Problem, show_problem
 from s3vault.gui.rotate_results import RotationResults, outcome_label
+from s3vault.gui.status_text import plural
 from s3vault.vault import Version
 from s3vault.vault.rotation import (
     DEFAULT_WORKERS,
@@ -159,7 +160,7 @@ class RotateDialog(QDialog):
         scope = (
             f"Every object under {where}"
             if self.prefix is not None
-            else f"{len(self.keys)} selected object(s) in s3://{self.bucket}/"
+            else f"{plural(len(self.keys), 'selected object')} in s3://{self.bucket}/"
         )
         self.scope = QLabel(scope)
         self.scope.setAccessibleName("What is rotated")
@@ -203,6 +204,14 @@ class RotateDialog(QDialog):
         self.table.setModel(self.results)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # keys share their prefix
+        metrics = self.fontMetrics()
+        self.table.horizontalHeader().resizeSection(0, 28 * metrics.averageCharWidth())
+        self.table.horizontalHeader().resizeSection(1, 12 * metrics.averageCharWidth())
+        # Room for a key, an outcome and its message without cutting (any font, any scale).
+        self.resize(96 * metrics.averageCharWidth(), 30 * metrics.height())
 
         self.count_button = QPushButton("&Count")
         self.count_button.setAccessibleName("Count the objects that would change")
@@ -298,7 +307,7 @@ class RotateDialog(QDialog):
 
     def _start(self, options: RotationOptions, status: str) -> None:
         self._cancel = threading.Event()
-        self.results.clear()
+        self.results.clear(dry_run=options.dry_run)
         self.status.setText(status)
         total = len(self.keys) if self.prefix is None else 0
         if not options.dry_run and self.count_report is not None:
@@ -357,14 +366,15 @@ class RotateDialog(QDialog):
         if report.interrupted:
             text = "Count cancelled: nothing was written."
         elif n:
+            them = "it" if n == 1 else "them"
             text = (
-                f"{n} object(s) will be {verb} to '{report.to_key}' "
-                f"({report.summary()}). Rotate them?"
+                f"{plural(n, 'object')} will be {verb} to '{report.to_key}'. Rotate {them}?\n"
+                f"Counted: {report.summary()}."
             )
         else:
             text = f"Nothing to rotate ({report.summary()})."
         self.status.setText(text)
-        self.rotate_button.setText(f"&Rotate {n} object(s)" if n else "&Rotate")
+        self.rotate_button.setText(f"&Rotate {plural(n, 'object')}" if n else "&Rotate")
         self._busy(False)
         self.counted.emit(report)
 

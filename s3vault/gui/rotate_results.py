@@ -16,19 +16,23 @@ _USER = int(Qt.ItemDataRole.UserRole)
 Index = QModelIndex | QPersistentModelIndex
 
 ROTATED, SKIPPED, CHANGED, FAILED = "rotated", "skipped", "changed meanwhile", "failed"
+TO_ROTATE = "to rotate"  # a count (dry run): nothing was written yet
 
 
-def outcome_label(outcome: Outcome) -> str:
-    """rotated / skipped / changed meanwhile / failed."""
+def outcome_label(outcome: Outcome, *, dry_run: bool = False) -> str:
+    """rotated (to rotate, in a count) / skipped / changed meanwhile / failed."""
     if isinstance(outcome, Rotated):
-        return ROTATED
+        return TO_ROTATE if dry_run else ROTATED
     if isinstance(outcome, Skipped):
         return SKIPPED
     return CHANGED if outcome.changed_meanwhile else FAILED
 
 
-def outcome_message(outcome: Outcome) -> str:
+def outcome_message(outcome: Outcome, *, dry_run: bool = False) -> str:
     if isinstance(outcome, Rotated):
+        if dry_run:
+            verb = "re-wrap" if outcome.action is Action.REWRAP else "re-encrypt"
+            return f"would {verb}: {outcome.from_key} → {outcome.to_key} ({outcome.format})"
         verb = "re-wrapped" if outcome.action is Action.REWRAP else "re-encrypted"
         checks = "verified" + (", content authenticated" if outcome.content_verified else "")
         return f"{verb}: {outcome.from_key} → {outcome.to_key} ({outcome.format}); {checks}"
@@ -45,6 +49,7 @@ class RotationResults(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.outcomes: list[Outcome] = []
+        self.dry_run = False  # the rows are a count's: nothing was written
 
     def add(self, outcomes: list[Outcome]) -> None:
         if not outcomes:
@@ -54,14 +59,15 @@ class RotationResults(QAbstractTableModel):
         self.outcomes.extend(outcomes)
         self.endInsertRows()
 
-    def clear(self) -> None:
+    def clear(self, *, dry_run: bool = False) -> None:
         self.beginResetModel()
         self.outcomes = []
+        self.dry_run = dry_run
         self.endResetModel()
 
     def labels(self) -> dict[str, str]:
         """Object key -> its outcome's label."""
-        return {o.key: outcome_label(o) for o in self.outcomes}
+        return {o.key: outcome_label(o, dry_run=self.dry_run) for o in self.outcomes}
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.outcomes)
@@ -75,10 +81,11 @@ class RotationResults(QAbstractTableModel):
         role = int(role)
         outcome = self.outcomes[index.row()]
         if role in (_DISPLAY, _TOOLTIP):
-            values = (outcome.key, outcome_label(outcome), outcome_message(outcome))
+            label = outcome_label(outcome, dry_run=self.dry_run)
+            values = (outcome.key, label, outcome_message(outcome, dry_run=self.dry_run))
             return values[index.column()]
         if role == _USER:
-            return outcome_label(outcome)
+            return outcome_label(outcome, dry_run=self.dry_run)
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:

@@ -203,6 +203,14 @@ class UploadWindow(QDialog):
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # paths: both ends matter
+        # Sizes in characters of the font: right at any font size and scale.
+        char = self.fontMetrics().averageCharWidth()
+        for column, chars in enumerate((24, 32, 10)):
+            self.table.horizontalHeader().resizeSection(column, chars * char)
+        self.resize(100 * char, 22 * self.fontMetrics().height())
         self.cancel_button = QPushButton("&Cancel")
         self.cancel_button.setAccessibleName("Cancel the upload")
         self.cancel_button.clicked.connect(session.cancel)
@@ -230,6 +238,7 @@ class UploadWindow(QDialog):
         total, finished = session.counts()
         if total:
             self.bar.setRange(0, total)
+            self.bar.setFormat("%v of %m files")
             self.bar.setValue(finished)
         elif not session.running:
             self.bar.setRange(0, 1)
