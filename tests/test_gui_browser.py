@@ -190,6 +190,11 @@ def test_envelope_panel_labels_every_field_and_copies_them_as_json(
     assert panel.field_text("format") == "v3"
     assert panel.field_text("location") == "metadata"
     assert panel.field_text("key_name") == "gui-key"
+    # Named by the envelope and confirmed: the key in the keyring opens the data key.
+    assert data["key_confirmed"] is True
+    assert panel.field_text("key_confirmed") == "Yes: this key opens the data key"
+    assert panel.field_text("key_source") == "the envelope's material description"
+    assert panel.field_text("key_check_message") is None  # no row: nothing to add
     assert panel.field_text("plaintext_size") == "11 bytes"
     assert panel.field_text("ciphertext_size") == "27 bytes"
     assert panel.field_text("message_id") == data["message_id"]  # base64, as it comes
@@ -300,3 +305,21 @@ def test_an_unreachable_endpoint_is_a_clear_message_not_a_hang(
     finally:
         ctx.agent.close()
         assert ctx.jobs.shutdown(30_000)
+
+
+def test_envelope_panel_names_the_kms_key_and_the_local_name_confirmed(
+    qtbot, browser: BrowserView, ctx: AppContext, bucket: str, tmp_path: Path,
+    kms_key_id: str, keyring_service: str,
+) -> None:
+    from s3vault.keys.material import KmsKey
+    from s3vault.keys.store import KeyStore
+
+    KeyStore(keyring_service).put(KmsKey("team-kms", kms_key_id))
+    put(ctx, tmp_path, bucket, "kms.bin", b"wrapped by KMS", key_name="team-kms")
+    open_and_load(qtbot, browser, bucket)
+    with qtbot.waitSignal(browser.panel.loaded, timeout=WAIT) as loaded:
+        browser.select_keys(["kms.bin"])
+    data = loaded.args[0]
+    assert kms_key_id in data["kms_key_id"]  # the key's ARN, as KMS reports it
+    assert browser.panel.field_text("key_name") == "team-kms"
+    assert browser.panel.field_text("key_confirmed") == "Yes: this key opens the data key"

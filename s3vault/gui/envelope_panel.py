@@ -43,8 +43,10 @@ LABELS = {
     "wrap_algorithm": "Wrap algorithm",
     "key_name": "Master key name",
     "kms_key_id": "KMS key",
-    "key_source": "Master key named by",
-    "key_confirmed": "Key name confirmed",
+    "key_names": "Local key names",
+    "key_source": "Master key found by",
+    "key_confirmed": "Confirmed by opening",
+    "key_check_message": "Key check",
     "description": "Material description",
     "encryption_context": "Encryption context",
     "encrypted_data_key": "Encrypted data key",
@@ -72,16 +74,46 @@ def label_of(field: str) -> str:
     return LABELS.get(field, field.replace("_", " ").capitalize())
 
 
-def value_text(field: str, value: Any) -> str:
+KEY_SOURCES = {
+    "description": "the envelope's material description",
+    "kms-key-id": "the KMS key id in the envelope",
+    "opened": "opening the data key with the local keys",
+}
+KEY_CHECKS = {
+    "confirmed": "Yes: this key opens the data key",
+    "not-checked": "Not checked",
+    "failed": "No: could not open the data key",
+    "unconfirmable": "Cannot be confirmed: a legacy wrap opens with any key of its type",
+}
+# Shown only when they add something: the check's message when there is one, the list
+# of local names when it is not just the master key's name.
+_ONLY_WHEN_SET = {"key_check_message"}
+
+
+def shown_fields(data: dict[str, Any]) -> list[str]:
+    """The fields the panel shows, in `to_json` order ("Copy as JSON" has them all)."""
+    fields = []
+    for field, value in data.items():
+        if field in _ONLY_WHEN_SET and not value:
+            continue
+        if field == "key_names" and (value or []) == [data.get("key_name")]:
+            continue
+        if field == "key_check":  # said by key_confirmed (with its message)
+            continue
+        fields.append(field)
+    return fields
+
+
+def value_text(field: str, value: Any, data: dict[str, Any] | None = None) -> str:
     """A field's value as the panel shows it (binary values stay base64, as they come)."""
+    if field == "key_confirmed":
+        check = (data or {}).get("key_check")
+        text = KEY_CHECKS.get(str(check)) if check else None
+        return text or ("Yes: this key opens the data key" if value else "No")
     if value is None:
         return "—"
-    if field == "key_confirmed" and isinstance(value, bool):
-        return (
-            "Yes: the data key opened with this key"
-            if value
-            else "No: named by the envelope, not checked by opening the data key"
-        )
+    if field == "key_source" and isinstance(value, str):
+        return KEY_SOURCES.get(value, value)
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if field in _SIZES and isinstance(value, int):
@@ -174,7 +206,9 @@ class EnvelopePanel(QWidget):
         the object's S3 facts), while a missing or unreachable object is a failure."""
         vault = self.ctx.vault()
         try:
-            return vault.inspect(bucket, key).to_json()
+            # With the key check: which master key really opens the data key (a
+            # keyring read, or a KMS call, here in the job).
+            return vault.inspect(bucket, key, confirm_key=True).to_json()
         except NotFoundError:
             raise
         except S3VaultError as exc:
@@ -194,7 +228,7 @@ class EnvelopePanel(QWidget):
         """The text of ``field``, in full (None if the panel does not show it)."""
         if self._data is None or field not in self._values:
             return None
-        return value_text(field, self._data[field])
+        return value_text(field, self._data[field], self._data)
 
     def copy_json(self) -> None:
         if self._data is not None:
@@ -223,9 +257,10 @@ class EnvelopePanel(QWidget):
         self._values = {}
         self._data = data
         self.copy_button.setEnabled(data is not None)
-        for field, value in (data or {}).items():
+        for field in shown_fields(data or {}):
+            value = (data or {})[field]
             name = QLabel(label_of(field) + ":")
-            full = value_text(field, value)
+            full = value_text(field, value, data)
             text = QLabel(shown_text(field, full))
             text.setWordWrap(True)
             text.setMinimumWidth(1)  # wraps to the panel, never widens it
