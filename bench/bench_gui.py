@@ -306,6 +306,7 @@ def _measure(config_path: Path, size: int) -> dict[str, Any]:
     ctx = AppContext(config_path)
     window = MainWindow(ctx)
     IdleCollector(ctx.jobs)  # as the app runs it (s3vault/gui/gc_policy.py)
+    ctx.jobs.start("prepare the S3 client", lambda job: ctx.warm_up())  # as the app does
     window.show()
     spin(2.0)
     rss = {"idle": _rss_mb()}

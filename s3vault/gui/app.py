@@ -102,6 +102,7 @@ class AppShell(QObject):
             self.show_window()
         self.tray_host.start()
         self.starter.ensure_running()
+        self.ctx.jobs.start("prepare the S3 client", lambda job: self.ctx.warm_up())
 
     def restart_agent(self) -> None:
         """Stop the agent and start it again (after folders were added or removed)."""

@@ -19,6 +19,7 @@ from s3vault.gui.agent_link import AgentLink
 from s3vault.gui.jobs import JobRunner
 from s3vault.keys.store import KeyStore
 from s3vault.vault.factory import build_vault
+from s3vault.vault.pages import warm_up
 from s3vault.vault.vault import Vault
 
 
@@ -66,6 +67,11 @@ class AppContext(QObject):
             if self._keystore is None:
                 self._keystore = KeyStore(service=self.config.keyring.service)
             return self._keystore
+
+    def warm_up(self) -> None:
+        """Build the vault and its S3 client (call from a job, at start): the first
+        listing then does not pay for it while the user waits."""
+        warm_up(self.vault())
 
     def vault(self) -> Vault:
         """The vault of the config (call from a job: first use touches S3)."""

@@ -43,7 +43,6 @@ from s3vault.gui.rotate_results import RotationResults, outcome_label
 from s3vault.gui.status_text import plural
 from s3vault.vault import Version
 from s3vault.vault.rotation import (
-    DEFAULT_WORKERS,
     Action,
     Outcome,
     RotationOptions,
@@ -119,6 +118,13 @@ def _common(keys: list[str]) -> str:
     return f"{folders.pop()}/" if len(folders) == 1 and "" not in folders else ""
 
 
+# Objects rotated at once from the app (the CLI uses 8). Each object's requests are
+# Python work under the interpreter lock, and worker threads that hold it starve the UI
+# thread: re-wrapping 1,000 objects on a local S3 stalled the window up to 263 ms with
+# 8 workers, 83 ms with 4, 50 ms with 3, 24 ms with 2, in the same total time
+# (bench/bench_gui.py; over a real network, waiting dominates and releases the lock).
+APP_WORKERS = 3
+
 class RotateDialog(QDialog):
     """``counted`` (the dry run's `RotationReport`) after Count; ``run_started`` (the
     `Job`) when the rotation starts; ``run_finished`` (its `RotationReport`, also when
@@ -136,7 +142,7 @@ class RotateDialog(QDialog):
         prefix: str | None,
         parent: QWidget | None = None,
         *,
-        workers: int = DEFAULT_WORKERS,
+        workers: int = APP_WORKERS,
     ) -> None:
         super().__init__(parent)
         self.ctx = ctx

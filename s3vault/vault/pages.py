@@ -22,6 +22,16 @@ PAGE_SIZE = 500
 DESCRIBE_WORKERS = 4  # HEADs in flight; more only add GIL contention with the UI on 2 cores
 
 
+def warm_up(vault: Vault) -> None:
+    """Build the S3 client now, before a view lists anything.
+
+    Building it parses botocore's S3 model (a large JSON document) in one C call that
+    holds the interpreter lock for tens of milliseconds, which froze the window while
+    the first prefix opened; the app does it at start, in a job.
+    """
+    _ = vault.remote.client
+
+
 def list_pages(
     vault: Vault, bucket: str, prefix: str = "", *, page_size: int = PAGE_SIZE
 ) -> Iterator[list[ObjectSummary | PrefixEntry]]:
