@@ -116,8 +116,10 @@ class KeysModel(QAbstractTableModel):
             return self._tooltip(info, column)
         if role == _FONT:
             return self._bold if info.current else None
-        if role == _ALIGN and column in (CURRENT, OBJECTS):
+        if role == _ALIGN and column == CURRENT:
             return int(Qt.AlignmentFlag.AlignCenter)
+        if role == _ALIGN and column == OBJECTS:  # a count: right-aligned, like sizes
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == KEY_NAME_ROLE:
             return info.name
         if role == KEY_INFO_ROLE:
