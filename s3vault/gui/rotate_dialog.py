@@ -121,9 +121,10 @@ def _common(keys: list[str]) -> str:
 # Objects rotated at once from the app (the CLI uses 8). Each object's requests are
 # Python work under the interpreter lock, and worker threads that hold it starve the UI
 # thread: re-wrapping 1,000 objects on a local S3 stalled the window up to 263 ms with
-# 8 workers, 83 ms with 4, 50 ms with 3, 24 ms with 2, in the same total time
-# (bench/bench_gui.py; over a real network, waiting dominates and releases the lock).
-APP_WORKERS = 3
+# 8 workers, 83 ms with 4, 50-66 ms with 3, 19-24 ms with 2, in about the same total
+# time (bench/bench_gui.py). Over a slow link more workers would finish sooner: there
+# `s3vault rotate` (8 workers) is the faster tool for a large prefix.
+APP_WORKERS = 2
 
 class RotateDialog(QDialog):
     """``counted`` (the dry run's `RotationReport`) after Count; ``run_started`` (the
