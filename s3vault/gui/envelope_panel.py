@@ -128,10 +128,18 @@ def value_text(field: str, value: Any, data: dict[str, Any] | None = None) -> st
     return str(value)
 
 
+# Long values without a space (a label wraps only at spaces): start and end shown.
+_TOKENS = {"etag", "version_id", "kms_key_id"}
+_SHORT_TOKEN = 26
+
+
 def shown_text(field: str, text: str) -> str:
-    """What the label shows: a long base64 value as its start and end."""
+    """What the label shows: a long base64 value or token as its start and end (the
+    whole value is in the tooltip and in "Copy as JSON")."""
     if field in _BINARY and len(text) > _SHORT_BINARY:
         return f"{text[:24]}…{text[-12:]}"
+    if field in _TOKENS and len(text) > _SHORT_TOKEN and " " not in text:
+        return f"{text[:14]}…{text[-10:]}"
     return text
 
 
