@@ -246,3 +246,15 @@ def test_agent_feed_passes_each_entry_on_once_and_skips_quiet_rescans() -> None:
         ("upload", "/home/me/a/new.txt", "encrypted and uploaded", "done"),
         ("error", "/home/me/a/y.db", "permission denied", "error"),  # once, not twice
     ]
+
+
+def test_home_relative_writes_the_home_folder_as_a_tilde_only_at_a_path_start() -> None:
+    from s3vault.gui.status_text import home_relative
+
+    home = "/home/ana"
+    assert home_relative("/home/ana/Documents → s3://b/p/", home) == "~/Documents → s3://b/p/"
+    assert home_relative("delete 3 of 4 files of /home/ana/Photos", home) == (
+        "delete 3 of 4 files of ~/Photos"
+    )
+    assert home_relative("/home/anathema/x", home) == "/home/anathema/x"  # not her home
+    assert home_relative("/home/ana/x", "/") == "/home/ana/x"  # root's home: left alone

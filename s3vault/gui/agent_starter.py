@@ -42,12 +42,13 @@ class AgentStarter(QObject):
     def __init__(
         self,
         ctx: AppContext,
-        say: Callable[[str], None] | None = None,
+        say: Callable[..., None] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        self.say = say if say is not None else (lambda _text: None)
+        # say(text, lasting=False): a status line; lasting for what needs the user
+        self.say = say if say is not None else (lambda _text, **_kw: None)
         self.starting = False
 
     def ensure_running(self) -> None:
@@ -67,7 +68,7 @@ class AgentStarter(QObject):
         if self.starting:
             return
         if not self.ctx.config.folders:
-            self.say(NO_FOLDERS)
+            self.say(NO_FOLDERS, lasting=True)
             self.ctx.activity.add("agent", "sync agent", "not started: no folders to sync yet")
             return
         self._run_job("start the sync agent", lambda job: start_agent(self._config_path(), job))
@@ -116,7 +117,7 @@ class AgentStarter(QObject):
 
     def _failed(self, problem: Problem) -> None:
         self.starting = False
-        self.say(f"Could not start the sync agent: {problem.message}")
+        self.say(f"Could not start the sync agent: {problem.message}", lasting=True)
         self.ctx.activity.add("agent", "sync agent", problem.text(), "error")
         self.failed.emit(problem)
 

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "s3vault"
 MINIMIZED = "--minimized"
+NEWS_MS = 15_000  # how long "Started the sync agent" and the like stay in the status bar
 KEEP_SYNCING = "Keep syncing"
 STOP_SYNCING = "Stop syncing"
 TRAY_NOTICE_KEY = "tray/close_notice_shown"
@@ -108,8 +109,9 @@ class AppShell(QObject):
         """Stop the agent and start it again (after folders were added or removed)."""
         self.starter.restart_agent()
 
-    def say(self, text: str) -> None:
-        self.window.statusBar().showMessage(text)
+    def say(self, text: str, *, lasting: bool = False) -> None:
+        """A line in the status bar; news fades after a while, a problem stays."""
+        self.window.statusBar().showMessage(text, 0 if lasting else NEWS_MS)
 
     # ---- window -------------------------------------------------------------------
 

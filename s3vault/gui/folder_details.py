@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from s3vault.gui.folder_status import FileProblem, FolderStatus
 from s3vault.gui.folders_model import PROGRESS_ROLE
-from s3vault.gui.status_text import folder_state_text, relative_time
+from s3vault.gui.status_text import folder_state_text, home_relative, relative_time
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -92,7 +92,10 @@ class FolderDetails(QWidget):
             self._set_problems(())
             return
         now = self._clock()
-        lines = [f"{status.path}  →  {status.folder_id}", folder_state_text(status, now)]
+        lines = [
+            f"{home_relative(status.path)}  →  {status.folder_id}",
+            home_relative(folder_state_text(status, now)),
+        ]
         if status.message:
             lines.append(status.message)
         if status.next_retry is not None:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from PySide6.QtCore import QObject, Signal
 
 from s3vault.gui.folder_status import CONFLICT_PREFIX
-from s3vault.gui.status_text import plural
+from s3vault.gui.status_text import home_relative, plural
 from s3vault.gui.tray_state import Status, attention
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def _describe(items: list[Any]) -> list[str]:
 
 
 def _lines(lines: list[str]) -> str:
-    shown = lines[:BODY_LINES]
+    shown = [home_relative(line) for line in lines[:BODY_LINES]]
     more = len(lines) - len(shown)
     return "\n".join(shown + ([f"and {more} more"] if more > 0 else []))
 

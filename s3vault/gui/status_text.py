@@ -7,7 +7,9 @@ folders view, the activity view and the tray.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from s3vault.gui.folder_status import NOT_IN_AGENT, NOT_RUNNING, FolderStatus, Progress
@@ -33,6 +35,15 @@ _REPORT_WORDS = (
     ("forgotten", "forgotten"),
     ("skipped", "skipped"),
 )
+
+
+def home_relative(text: str, home: str | None = None) -> str:
+    """``text`` with the user's home folder written ``~`` (paths in messages read
+    shorter and do not spell out the account's home)."""
+    home = (home if home is not None else str(Path.home())).rstrip(os.sep)
+    if not home or home == os.sep:
+        return text
+    return text.replace(home + os.sep, "~" + os.sep)
 
 
 def state_word(state: str) -> str:
