@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -176,22 +175,13 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 def stop_agent() -> None:
     """Stop the agent the app started (its stop verb), and wait for it to go."""
-    from s3vault.agent.client import AgentClient, AgentNotRunningError
+    from s3vault.agent.client import stop_agent as stop_and_wait
+    from s3vault.errors import S3VaultError
 
     try:
-        with AgentClient(timeout=5) as agent:
-            agent.stop()
-    except AgentNotRunningError:
-        return
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with AgentClient(timeout=1):
-                pass
-        except AgentNotRunningError:
-            return
-        time.sleep(0.1)
-    print("screenshots: the agent did not stop within 30 s", file=sys.stderr)
+        stop_and_wait(timeout=30)
+    except S3VaultError as exc:
+        print(f"screenshots: {exc.message}", file=sys.stderr)
 
 
 # ---- driving the app ----------------------------------------------------------------

@@ -15,9 +15,10 @@ from s3vault.errors import ExitCode, RefusedError
 from s3vault.keys.material import generate_key
 from s3vault.keys.store import KeyStore
 from s3vault.sync.engine import SyncEngine
-from s3vault.sync.restore import restore, target_path
+from s3vault.sync.restore import restore
 from s3vault.sync.state import StateDB
 from s3vault.vault.factory import build_vault
+from s3vault.vault.local_paths import target_path
 from s3vault.vault.vault import Vault
 
 PREFIX = "backup/"

@@ -8,7 +8,8 @@ with AgentClient() as agent:
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,38 @@ class AgentClient:
 def _folder(folder: str | None) -> dict[str, str]:
     # No "folder" at all for every folder: what a protocol-1 agent understands.
     return {} if folder is None else {"folder": folder}
+
+
+def wait_until_stopped(
+    socket_path: Path | None = None,
+    *,
+    timeout: float,
+    check: Callable[[], None] | None = None,
+) -> None:
+    """Wait for a stopping agent to exit: it removes its socket on its way out.
+
+    ``check`` runs between looks (a job's cancel check); UnreachableError after
+    ``timeout`` seconds.
+    """
+    path = socket_path if socket_path is not None else paths.socket_path()
+    deadline = time.monotonic() + timeout
+    while path.exists():
+        if check is not None:
+            check()
+        if time.monotonic() > deadline:
+            raise UnreachableError(
+                f"the agent did not stop within {timeout:.0f} s",
+                hint="It finishes the reconcile in progress first; check `s3vault status`.",
+            )
+        time.sleep(0.1)
+
+
+def stop_agent(socket_path: Path | None = None, *, timeout: float) -> bool:
+    """Ask the agent to stop and wait until it has; False if none was running."""
+    try:
+        with AgentClient(socket_path, timeout=5) as agent:
+            agent.stop()
+    except AgentNotRunningError:
+        return False
+    wait_until_stopped(socket_path, timeout=timeout)
+    return True

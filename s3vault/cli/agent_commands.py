@@ -321,17 +321,9 @@ Examples:
 )
 def stop(as_json: bool, timeout: float) -> None:
     """Stop the agent (after the reconcile in progress), and wait until it has."""
-    from s3vault.agent import paths
+    from s3vault.agent.client import wait_until_stopped
 
     _control("stop", "stopping", as_json)
-    socket_file = paths.socket_path()
-    deadline = time.monotonic() + timeout
-    while socket_file.exists():  # the agent removes it on its way out
-        if time.monotonic() > deadline:
-            raise UnreachableError(
-                f"the agent did not stop within {timeout:.0f} s",
-                hint="It finishes the reconcile in progress first; check `s3vault status`.",
-            )
-        time.sleep(0.1)
+    wait_until_stopped(timeout=timeout)
     if not as_json:
         console.print("stopped")

@@ -10,7 +10,6 @@ real setup) and it is stopped again when the app quits, before the embedded S3 s
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import yaml
@@ -78,22 +77,9 @@ def run_gui_demo(
 
 def _stop_demo_agent() -> None:
     """Stop the agent the app started for the demo (if any) and wait for it to exit."""
-    from s3vault.agent.client import AgentClient, AgentNotRunningError
+    from s3vault.agent.client import stop_agent
 
     try:
-        with AgentClient(timeout=5) as agent:
-            agent.stop()
-    except AgentNotRunningError:
-        return
+        stop_agent(timeout=AGENT_STOP_TIMEOUT)
     except S3VaultError as exc:
         print_prose(f"could not stop the demo's agent: {exc.message}")
-        return
-    deadline = time.monotonic() + AGENT_STOP_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            with AgentClient(timeout=1):
-                pass
-        except AgentNotRunningError:
-            return
-        time.sleep(0.1)
-

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from s3vault.agent.client import wait_until_stopped
 from s3vault.errors import ExitCode, S3VaultError
 from s3vault.gui.context import AppContext
 from s3vault.gui.jobs import Job
@@ -83,7 +84,7 @@ class AgentStarter(QObject):
         has_folders = bool(self.ctx.config.folders)
 
         def work(job: Job) -> str:
-            wait_until_gone(socket_path, job)
+            wait_until_stopped(socket_path, timeout=STOP_TIMEOUT, check=job.check)
             if not has_folders:
                 return "stopped"
             return start_agent(config_path, job, retries=10)
@@ -146,17 +147,6 @@ def start_agent(config_path: Path, job: Job | None = None, *, retries: int = 0) 
             return "running"
         raise AgentStartError(_why(done), hint="See `s3vault agent --foreground` for details.")
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def wait_until_gone(socket_path: Path, job: Job | None, timeout: float = STOP_TIMEOUT) -> None:
-    """Wait for a stopping agent to remove its socket (it does on its way out)."""
-    deadline = time.monotonic() + timeout
-    while socket_path.exists():
-        if job is not None:
-            job.check()
-        if time.monotonic() > deadline:
-            raise AgentStartError(f"the agent did not stop within {timeout:.0f} s")
-        time.sleep(0.1)
 
 
 def _why(done: subprocess.CompletedProcess[bytes]) -> str:

@@ -21,7 +21,7 @@ from s3vault.gui.context import AppContext
 from s3vault.gui.jobs import Cancelled, Job
 from s3vault.gui.messages import Problem, show_problem
 from s3vault.vault import Vault
-from s3vault.vault.local_paths import target_path
+from s3vault.vault.local_paths import free_target
 
 ACTIVITY_PER_OBJECT = 200  # above this, the activity list gets failures and a summary
 
@@ -89,14 +89,10 @@ def download_all(
                 break
             relkey = key[len(base) :] if key.startswith(base) else key.rsplit("/", 1)[-1]
             try:
-                path = target_path(folder, relkey)
-                if path.exists():
+                path = free_target(folder, relkey)
+                if path is None:  # an existing file is kept
                     report.skipped.append(key)
                     continue
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise local_error(exc, "create the folder", path.parent) from None
                 result = vault.get(bucket, key, path, progress=advance)
             except Cancelled:
                 report.cancelled = True

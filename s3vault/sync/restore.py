@@ -22,7 +22,7 @@ from s3vault.errors import ExitCode, NotFoundError, S3VaultError, local_error
 from s3vault.sync.metadata import MTIME_METADATA
 from s3vault.sync.report import PathError
 from s3vault.vault import Vault
-from s3vault.vault.local_paths import target_path
+from s3vault.vault.local_paths import free_target
 
 
 @dataclass
@@ -115,14 +115,10 @@ def _restore_one(
     key_name: str | None,
     allow_legacy: bool,
 ) -> None:
-    path = target_path(root, relkey)
-    if path.exists() and not overwrite:
+    path = free_target(root, relkey, overwrite=overwrite)
+    if path is None:
         report.skipped.append(relkey)
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise local_error(exc, "create the folder", path.parent) from None
     result = vault.get(bucket, key, path, key_name=key_name, allow_legacy=allow_legacy)
     report.restored += 1
     report.bytes += result.plaintext_size

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from s3vault.errors import RefusedError
+from s3vault.errors import RefusedError, local_error
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -32,4 +32,17 @@ def target_path(root: Path, relkey: str) -> Path:
     path = base.joinpath(*relkey.split("/"))
     if not path.resolve().is_relative_to(base):
         raise RefusedError(f"object key {relkey!r} resolves outside the target folder")
+    return path
+
+
+def free_target(root: Path, relkey: str, *, overwrite: bool = False) -> Path | None:
+    """The path for ``relkey`` under ``root`` (`target_path`), its folder created; None
+    when a file is already there and ``overwrite`` is not set (it is kept)."""
+    path = target_path(root, relkey)
+    if path.exists() and not overwrite:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise local_error(exc, "create the folder", path.parent) from None
     return path
