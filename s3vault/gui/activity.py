@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication, QStyle
 
 from s3vault.gui.agent_activity import AgentFeed, Level
 from s3vault.gui.agent_link import AgentLink
+from s3vault.gui.status_text import home_relative
 
 MAX_ENTRIES = 2000
 COLUMNS = ("Time", "What", "Item", "Result")
@@ -123,7 +124,7 @@ class ActivityLog(QAbstractTableModel):
             column = index.column()
             if column == 0:
                 return time.strftime("%H:%M:%S", time.localtime(entry.time))
-            return (entry.what, entry.item, entry.result)[column - 1]
+            return (entry.what, home_relative(entry.item), home_relative(entry.result))[column - 1]
         if role == _TOOLTIP:
             return f"{LEVEL_WORDS.get(entry.level, entry.level)}: {entry.result}"
         if role == _DECORATION and index.column() == 0:

@@ -97,7 +97,9 @@ class FolderDetails(QWidget):
             home_relative(folder_state_text(status, now)),
         ]
         if status.message:
-            lines.append(status.message)
+            # The engine's words start lower case (the CLI prints "error: " first).
+            message = home_relative(status.message)
+            lines.append(message[:1].upper() + message[1:])
         if status.next_retry is not None:
             when = time.strftime("%H:%M:%S", time.localtime(status.next_retry))
             lines.append(f"Next try {relative_time(status.next_retry, now)} (at {when}).")
