@@ -283,14 +283,14 @@ def run_agent(config: Config, *, foreground: bool = True) -> int:
             hint="Add one (path, bucket, key), see docs/agent.md, then start the agent again.",
         )
     with AgentLock(paths.lock_path()):
-        from s3vault.keys.store import KeyStore
+        from s3vault.keys.open import keystore_from_config
         from s3vault.sync.engine import SyncEngine
         from s3vault.sync.state import StateDB, default_state_path
         from s3vault.vault.factory import build_vault
 
         vault = build_vault(
             config,
-            keystore_factory=lambda: KeyStore(config.keyring.service),
+            keystore_factory=lambda: keystore_from_config(config),
             bandwidth_limit=config.agent.bandwidth_limit,
         )
         state = StateDB(default_state_path())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,12 +33,24 @@ class AppContext:
 
     @cached_property
     def keystore(self) -> KeyStore:
-        from s3vault.keys.store import KeyStore
+        from s3vault.keys.open import keystore_from_config
 
-        return KeyStore(service=self.config.keyring.service)
+        return keystore_from_config(self.config, ask_passphrase)
 
     @cached_property
     def vault(self) -> Vault:
         from s3vault.vault.factory import build_vault
 
         return build_vault(self.config, keystore_factory=lambda: self.keystore)
+
+
+def ask_passphrase(prompt: str, new: bool) -> str | None:
+    """The file keystore's passphrase typed on the terminal (hidden; twice for a new
+    file), or None when there is no terminal to ask on (scripts, services)."""
+    if not sys.stdin.isatty():
+        return None
+    import click
+
+    # On stderr: stdout may be JSON for a script.
+    value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=new, err=True)
+    return value

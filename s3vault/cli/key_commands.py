@@ -14,6 +14,7 @@ import click
 from rich.table import Table
 
 from s3vault.cli.context import AppContext
+from s3vault.cli.key_migrate import migrate_command
 from s3vault.cli.output import confirm_or_abort, console, emit_json, err_console
 from s3vault.errors import UsageError
 from s3vault.keys.manage import (
@@ -322,3 +323,6 @@ def use_command(ctx: click.Context, name: str) -> None:
     """Make key NAME the current key: new objects are encrypted with it."""
     _store(ctx).set_current(name)
     console.print(f"{name} is now the current key for new objects")
+
+
+key_group.add_command(migrate_command)

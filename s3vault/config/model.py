@@ -1,14 +1,17 @@
 """The shape of the config file (YAML; JSON is valid YAML).
 
 Every setting has a default, so an absent file means "AWS defaults, keys in the
-OS keyring". Every setting can also be given by an environment variable
-``S3VAULT_<SECTION>_<NAME>`` (see `s3vault.config.load`).
+OS keyring" (`keystore.type: file` keeps them in a passphrase-encrypted file instead).
+Every setting can also be given by an environment variable ``S3VAULT_<SECTION>_<NAME>``
+(see `s3vault.config.load`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from s3vault.config.suffix import DEFAULT_INSTRUCTION_SUFFIX, InstructionSuffix
@@ -45,6 +48,55 @@ class KeyringSettings(_Section):
     service: str = Field(
         default="s3vault", description="Service name under which keys live in the OS keyring"
     )
+
+
+class KeystoreSettings(_Section):
+    """Where master keys live: the OS keyring, or one passphrase-encrypted file.
+
+    The file is for machines without a Secret Service (servers, containers, CI); it is
+    used only when chosen here, never as a fallback for a missing keyring.
+    """
+
+    type: Literal["keyring", "file"] = Field(
+        default="keyring",
+        description="'keyring': the OS keyring (service: keyring.service); 'file': one "
+        "file encrypted with a passphrase (AES-256-GCM, key from Argon2id)",
+    )
+    path: Path | None = Field(
+        default=None,
+        description="The file keystore (default: keystore in the user data dir, e.g. "
+        "~/.local/share/s3vault/keystore)",
+    )
+    passphrase_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable that holds the file keystore's passphrase",
+    )
+    passphrase_file: Path | None = Field(
+        default=None,
+        description="File holding the passphrase (one trailing newline ignored); a relative "
+        "path is looked up in $CREDENTIALS_DIRECTORY (systemd LoadCredential=)",
+    )
+    passphrase_command: str | None = Field(
+        default=None,
+        description="Command (run without a shell) that prints the passphrase on stdout",
+    )
+
+    @model_validator(mode="after")
+    def _one_passphrase_source(self) -> KeystoreSettings:
+        given = [
+            name
+            for name in ("passphrase_env", "passphrase_file", "passphrase_command")
+            if getattr(self, name) not in (None, "")
+        ]
+        if len(given) > 1:
+            raise ValueError(f"set at most one passphrase source, not {' and '.join(given)}")
+        return self
+
+    def file_path(self) -> Path:
+        """The file keystore's path: ``path``, or the default in the user data dir."""
+        if self.path is not None:
+            return self.path.expanduser()
+        return Path(platformdirs.user_data_dir("s3vault")) / "keystore"
 
 
 class DefaultsSettings(_Section):
@@ -91,6 +143,7 @@ class Config(_Section):
     s3: S3Settings = Field(default_factory=S3Settings)
     kms: KmsSettings = Field(default_factory=KmsSettings)
     keyring: KeyringSettings = Field(default_factory=KeyringSettings)
+    keystore: KeystoreSettings = Field(default_factory=KeystoreSettings)
     defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     buckets: list[str] = Field(

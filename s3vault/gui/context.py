@@ -17,6 +17,7 @@ from s3vault.config.model import Config
 from s3vault.gui.activity import ActivityLog
 from s3vault.gui.agent_link import AgentLink
 from s3vault.gui.jobs import JobRunner
+from s3vault.keys.open import keystore_from_config
 from s3vault.keys.store import KeyStore
 from s3vault.vault.factory import build_vault
 from s3vault.vault.pages import warm_up
@@ -65,7 +66,7 @@ class AppContext(QObject):
         """The key store of the config (call from a job: first use touches the keyring)."""
         with self._lock:
             if self._keystore is None:
-                self._keystore = KeyStore(service=self.config.keyring.service)
+                self._keystore = keystore_from_config(self.config)
             return self._keystore
 
     def warm_up(self) -> None:

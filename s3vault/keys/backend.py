@@ -29,7 +29,11 @@ SERVER_HINT = (
     "`dbus-run-session -- sh -c 'echo -n PASSWORD | gnome-keyring-daemon --unlock "
     "--components=secrets; s3vault ...'`. Or use an AWS KMS key, which keeps no secret "
     "on this machine: `--key kms:KEY_ID` (or `defaults.key: kms:KEY_ID` in the config), "
-    "or `s3vault key import NAME --type kms --key-id KEY_ID` where a keyring runs."
+    "or `s3vault key import NAME --type kms --key-id KEY_ID` where a keyring runs. "
+    "Or keep the keys in a passphrase-encrypted file: `S3VAULT_KEYSTORE_TYPE=file` "
+    "(or `keystore: {type: file}` in the config) with a passphrase source, e.g. "
+    "`S3VAULT_KEYSTORE_PASSPHRASE_ENV=NAME_OF_A_VARIABLE` (or keystore.passphrase_file, "
+    "keystore.passphrase_command); see docs/keys.md."
 )
 
 
