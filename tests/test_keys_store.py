@@ -38,7 +38,8 @@ from s3vault.keys.material import (
     validate_name,
 )
 from s3vault.keys.secret_service import SecretServiceKeyring
-from s3vault.keys.store import INDEX, PART_CHARS, KeyStore
+from s3vault.keys.keyring_storage import PART_CHARS
+from s3vault.keys.store import INDEX, KeyStore
 
 
 @pytest.fixture(scope="module")

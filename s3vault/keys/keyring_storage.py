@@ -96,7 +96,16 @@ class KeyringStorage:
     def read(self, entry: str, *, what: str) -> Record | None:
         layouts = self._layouts()
         layouts.pop(entry, None)  # unknown until read whole
-        record, layout = self._read(entry, what)
+        try:
+            record, layout = self._read(entry, what)
+        except DamagedRecordError:
+            if getattr(self._local, "depth", 0):
+                raise
+            # Readers take no lock, so a writer of another process may be between two
+            # steps (its new parts written, the old ones being removed). Damage that is
+            # still there once no writer runs is real.
+            with self.transaction():
+                return self.read(entry, what=what)
         layouts[entry] = layout
         return record
 

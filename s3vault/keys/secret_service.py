@@ -20,7 +20,10 @@ method call (``ReadAlias``); and the default collection opened by its real path,
 never through the alias, whose lookup races the same way.
 
 Not thread-safe, like jeepney's blocking connection under it: callers serialise
-their calls (`KeyStore` holds one lock around every keyring call of the process).
+their calls (`KeyringStorage` holds one lock around every keyring call of the process).
+An item deleted by another process between a search and the read of its secret is
+searched for again (other processes write under the key store's lock file, but
+readers take no lock).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 _BUS_NAME = "org.freedesktop.secrets"
 _DEFAULT_ALIAS = "default"
 _NO_OBJECT = "/"
+_RACE_RETRIES = 3
 
 
 class SecretServiceKeyring(SecretService.Keyring):  # type: ignore[misc]
@@ -84,11 +88,21 @@ class SecretServiceKeyring(SecretService.Keyring):  # type: ignore[misc]
     # the same calls, without that.
 
     def get_password(self, service: str, username: str) -> str | None:
+        from secretstorage.exceptions import ItemNotFoundException
+
         with self._forgetting_on_error():
             collection = self.get_preferred_collection()
-            for item in collection.search_items(self._query(service, username)):
-                self.unlock(item)
-                return str(item.get_secret().decode("utf-8"))
+            for attempt in range(_RACE_RETRIES):
+                try:
+                    for item in collection.search_items(self._query(service, username)):
+                        self.unlock(item)
+                        return str(item.get_secret().decode("utf-8"))
+                    return None
+                except ItemNotFoundException:
+                    # Another process deleted the item between our search and our read
+                    # (the old parts of a record it rewrote): search again.
+                    if attempt == _RACE_RETRIES - 1:
+                        raise
             return None
 
     def set_password(self, service: str, username: str, password: str) -> None:
@@ -99,10 +113,15 @@ class SecretServiceKeyring(SecretService.Keyring):  # type: ignore[misc]
             collection.create_item(label, attributes, password.encode("utf-8"), replace=True)
 
     def delete_password(self, service: str, username: str) -> None:
+        from secretstorage.exceptions import ItemNotFoundException
+
         with self._forgetting_on_error():
             collection = self.get_preferred_collection()
             for item in collection.search_items(self._query(service, username)):
-                item.delete()
+                try:
+                    item.delete()
+                except ItemNotFoundException:
+                    break  # deleted by another process since our search: gone either way
                 return
             raise PasswordDeleteError("No such password!")
 
