@@ -477,6 +477,7 @@ def test_no_dbus_is_a_clear_error(run_cli, tmp_path: Path) -> None:
     stderr = result.stderr.decode()
     assert "no OS keyring service is running" in stderr
     assert "gnome-keyring-daemon --unlock" in stderr
+    assert "S3VAULT_KEYSTORE_TYPE=file" in stderr  # how to use the file keystore instead
     assert "Traceback" not in stderr
 
 

@@ -122,6 +122,7 @@ class FileStorage:
         key = file_key(
             self._place(),
             header,
+            self._passphrase.describe(),
             lambda: self._passphrase.read(where=self.where, new=False),
             where=self.where,
         )
@@ -138,7 +139,10 @@ class FileStorage:
 
     def _save(self, key: FileKey | None, entries: dict[str, Record]) -> None:
         if key is None:  # a new file: a new salt, and the passphrase asked twice if typed
-            key = new_file_key(self._place(), self._passphrase.read(where=self.where, new=True))
+            source = self._passphrase
+            key = new_file_key(
+                self._place(), source.describe(), source.read(where=self.where, new=True)
+            )
         content = {"v": CONTENT_VERSION, "entries": entries}
         data = seal(key, json.dumps(content, sort_keys=True, separators=(",", ":")).encode())
         _write_atomically(self.path, data)

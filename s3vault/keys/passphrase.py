@@ -51,6 +51,16 @@ class PassphraseSource:
             ask=ask,
         )
 
+    def describe(self) -> str:
+        """Which source this is (not the passphrase): keys the derived-key cache."""
+        if self.env:
+            return f"env:{self.env}"
+        if self.file is not None:
+            return f"file:{self.file}"
+        if self.command:
+            return f"command:{self.command}"
+        return f"ask:{id(self.ask)}"
+
     def read(self, *, where: str, new: bool) -> str:
         """The passphrase for ``where``; ``new``: the file is about to be created.
 

@@ -16,8 +16,10 @@ distinct labels. The check, stored in the header, tells a wrong passphrase (exit
 from a damaged file (exit 4); it reveals nothing the GCM tag would not (both let an
 attacker test a guess, at the cost of one Argon2id run).
 
-Pure: no I/O. A derived key is cached per process (by path, salt and parameters) so
-that a process runs the KDF once; only a key whose check matched is cached.
+Pure: no I/O. A derived key is cached per process (by path, salt and parameters, and
+the passphrase *source*: a variable's name, a file's path, a command) so that a process
+reads the passphrase and runs the KDF once per file; only a key whose check matched is
+cached.
 """
 
 from __future__ import annotations
@@ -94,25 +96,28 @@ class FileKey:
     check: bytes
 
 
-_CACHE: dict[tuple[str, str], FileKey] = {}
+_CACHE: dict[tuple[str, str, str], FileKey] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def new_file_key(place: str, passphrase: str) -> FileKey:
-    """A key for a new file at ``place`` (fresh salt, default parameters)."""
+def new_file_key(place: str, source: str, passphrase: str) -> FileKey:
+    """A key for a new file at ``place`` (fresh salt, default parameters); ``source``
+    names where the passphrase came from (for the cache)."""
     kdf = dict(KDF_PARAMS, salt=_b64(os.urandom(16)))
     key = _derive(kdf, passphrase)
     with _CACHE_LOCK:
-        _CACHE[(place, _params_id(kdf))] = key
+        _CACHE[(place, _params_id(kdf), source)] = key
     return key
 
 
-def file_key(place: str, header: Header, passphrase: Callable[[], str], *, where: str) -> FileKey:
+def file_key(
+    place: str, header: Header, source: str, passphrase: Callable[[], str], *, where: str
+) -> FileKey:
     """The key that opens ``header``'s file: cached, or derived from ``passphrase()``.
 
     WrongPassphraseError if the passphrase's check value differs from the header's.
     """
-    cache_id = (place, _params_id(header.kdf))
+    cache_id = (place, _params_id(header.kdf), source)
     with _CACHE_LOCK:
         cached = _CACHE.get(cache_id)
     if cached is not None and hmac.compare_digest(cached.check, header.check):
