@@ -11,7 +11,9 @@ damage that is detected, never a silently wrong key: the parts go into the slot 
 head does not point at, then the head (one keyring call, atomic) switches to them, then
 the old parts are removed; the SHA-256 in the head catches a part that went missing or
 was edited. The keyring has no transactions: writes are serialised across processes by
-a lock file (`keys.lock`, under the user state dir).
+a lock file (`keys.lock`, under the user state dir). Readers take no lock; one that
+meets a record another process is rewriting (a part already gone) reads it again under
+the lock, and only damage still there then is reported.
 
 Only OS keyrings are accepted (`keys.backend`): no plaintext fallback, ever.
 """
