@@ -28,6 +28,7 @@ from s3vault.errors import (
     UsageError,
 )
 from s3vault.keys.backend import usable_backend
+from s3vault.keys.keyring_storage import PART_CHARS
 from s3vault.keys.material import (
     AesKey,
     KmsKey,
@@ -38,7 +39,6 @@ from s3vault.keys.material import (
     validate_name,
 )
 from s3vault.keys.secret_service import SecretServiceKeyring
-from s3vault.keys.keyring_storage import PART_CHARS
 from s3vault.keys.store import INDEX, KeyStore
 
 
