@@ -235,7 +235,9 @@ def setup_application(argv: list[str]) -> QApplication:
 
 def first_setup(ctx: AppContext) -> str:
     """No config file yet: run the setup; "configured", "try-locally" or "cancelled"."""
-    wizard = SetupWizard(ctx.config_path, keyring_service=ctx.config.keyring.service)
+    wizard = SetupWizard(
+        ctx.config_path, keyring_service=ctx.config.keyring.service, keystore=ctx.keystore()
+    )
     wizard.setWindowIcon(load_icon("app"))
     wizard.exec()
     choice = str(getattr(wizard, "choice", "cancelled"))

@@ -180,6 +180,7 @@ class SetupWizard(QWizard):
         config_path: Path,
         *,
         keyring_service: str = "s3vault",
+        keystore: KeyStore | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -191,7 +192,7 @@ class SetupWizard(QWizard):
         self.written = False
         self.jobs = JobRunner(max_threads=2, parent=self)
         self._writing = False
-        store = KeyStore(keyring_service)
+        store = keystore or KeyStore(keyring_service)  # the configured store, if given
 
         self.welcome = WelcomePage()
         self.store = StorePage(self.jobs)
