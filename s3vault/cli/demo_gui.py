@@ -48,7 +48,9 @@ def config_with_folder(config: Config, folder: FolderSettings) -> str:
     return str(yaml.safe_dump(data, sort_keys=False))
 
 
-def run_gui_demo(base: Path, config_file: Path, folder: FolderSettings, env: dict[str, str]) -> int:
+def run_gui_demo(
+    base: Path, config_file: Path, folder: FolderSettings, env: dict[str, str]
+) -> int:
     """Run the app on ``config_file`` until it quits, then stop the demo's agent.
     ``env``: the embedded S3's (and keyring's) variables. The app's exit status."""
     require_gui()
