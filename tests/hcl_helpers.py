@@ -28,7 +28,9 @@ from hcl2 import SerializationOptions
 Scope = Mapping[str, Any]
 Expr = Callable[[Scope], Any]
 
-_OPTIONS = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+_OPTIONS = SerializationOptions(
+    strip_string_quotes=True, explicit_blocks=False, with_comments=False
+)
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_-]*)|(?P<str>\")"
     r"|(?P<op>==|!=|&&|\|\||[\[\]{}(),.:?=!]))"
@@ -236,7 +238,7 @@ class _Parser:
 
         def choose(scope: Scope) -> Any:
             # Terraform evaluates both and reports only the chosen branch's error.
-            results = {}
+            results: dict[bool, tuple[Any, EvalError | None]] = {}
             for branch, expr in ((True, yes), (False, no)):
                 try:
                     results[branch] = (expr(scope), None)
@@ -320,7 +322,9 @@ class _Parser:
                 depth += 1
                 self.pos += 2
                 continue
-            if ch == "}" and depth:
+            if ch == "{" and depth:
+                depth += 1  # an object inside the interpolation
+            elif ch == "}" and depth:
                 depth -= 1
             elif ch == '"' and not depth:
                 body = self.text[start : self.pos]
