@@ -137,6 +137,8 @@ def put(
         emit_json(
             {
                 "url": result.url,
+                "bucket": url.bucket,
+                "key": key,
                 "etag": result.etag,
                 "version_id": result.version_id,
                 "plaintext_size": result.plaintext_size,
@@ -225,6 +227,8 @@ def get(
         emit_json(
             {
                 "url": str(url),
+                "bucket": url.bucket,
+                "key": url.key,
                 "destination": destination,
                 "plaintext_size": result.plaintext_size,
                 "format": result.format,

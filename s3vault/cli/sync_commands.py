@@ -162,7 +162,7 @@ def sync(
         with sync_progress(f"syncing {folder.path.name}", shown=not as_json) as update:
             report = engine.reconcile(force=force, dry_run=dry_run, progress=update)
     if as_json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), "handed_to_agent": False})
     else:
         _print_sync(report)
     return report.exit_code
