@@ -121,16 +121,30 @@ def _check_word(word: str) -> None:
 
 
 def systemd_word(word: str) -> str:
-    """One word of an ExecStart= line, as systemd reads it back exactly.
+    """One argument of an ExecStart= line, as systemd reads it back exactly.
 
-    systemd expands `%` specifiers and `$VAR` in the whole line and splits on spaces,
-    honouring double quotes with C escapes.
+    systemd expands `%` specifiers in the whole line and `$VAR` in the arguments, and
+    splits on spaces, honouring double quotes with C escapes.
     """
     _check_word(word)
     if _PLAIN_WORD.fullmatch(word):
         return word
     escaped = word.replace("\\", "\\\\").replace('"', '\\"')
     return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
+
+
+def systemd_executable(path: str) -> str:
+    """The program of an ExecStart= line: no `$` expansion there, and systemd refuses a
+    path with a quote or a backslash in it ("contains special characters")."""
+    _check_word(path)
+    if any(char in path for char in "\\\"'"):
+        raise UsageError(
+            f"systemd cannot run a program whose path holds a quote or a backslash: {path}",
+            hint="Install s3vault under another path (installer/install.sh --venv DIR).",
+        )
+    if _PLAIN_WORD.fullmatch(path):
+        return path
+    return '"' + path.replace("%", "%%") + '"'
 
 
 def desktop_word(word: str) -> str:
@@ -149,7 +163,8 @@ def desktop_word(word: str) -> str:
 
 def render_unit(command: Sequence[str], *, header: str = MANAGED_HEADER) -> str:
     """The unit, its ExecStart= running `command` (the agent, in the foreground)."""
-    exec_start = " ".join(systemd_word(word) for word in command)
+    program, *arguments = command
+    exec_start = " ".join([systemd_executable(program), *map(systemd_word, arguments)])
     return header + "\n" + UNIT_BODY.replace("{exec_start}", exec_start)
 
 
