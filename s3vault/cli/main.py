@@ -82,6 +82,7 @@ COMMANDS = {
     "resume": "s3vault.cli.agent_commands:resume",
     "sync-now": "s3vault.cli.agent_commands:sync_now",
     "stop": "s3vault.cli.agent_commands:stop",
+    "service": "s3vault.cli.service_command:service",
 }
 
 
