@@ -180,9 +180,9 @@ def test_a_recovery_kit_restores_each_kind_of_key_in_another_keyring(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     r = ok(run_cli("key", "import", "copy", "--recovery", "--file", path, env=elsewhere))
     assert b"created key copy (AES-256, from a recovery kit)" in r.stdout
-    assert listed(run_cli, env=elsewhere)["copy"]["fingerprint"] == original["aes-key"][
-        "fingerprint"
-    ]
+    assert (
+        listed(run_cli, env=elsewhere)["copy"]["fingerprint"] == original["aes-key"]["fingerprint"]
+    )
     # The restored key is the key: its plain export is the same.
     plain = ok(run_cli("key", "export", "aes-key", "--yes")).stdout
     assert ok(run_cli("key", "export", "copy", "--yes", env=elsewhere)).stdout == plain
@@ -197,17 +197,18 @@ def test_one_mistyped_character_in_a_kit_stores_nothing(run_cli: Any) -> None:
     typo = groups[1][:2] + ("Q" if groups[1][2] != "Q" else "R") + groups[1][3:]
     bad = kit.replace(line, f"3: {groups[0]} {typo} {' '.join(groups[2:])}")
     elsewhere = other_service()
-    r = fails(run_cli("key", "import", "--recovery", input=bad.encode(), env=elsewhere), 2)
+    restore = ("key", "import", "--recovery")
+    r = fails(run_cli(*restore, input=bad.encode(), env=elsewhere), ExitCode.USAGE)
     assert b"line 3, group 2 does not check: retype it" in r.stderr
     assert not any(g.encode() in r.stderr + r.stdout for g in groups)
-    r = fails(run_cli("key", "import", "--recovery", "--json", input=bad.encode(), env=elsewhere), 2)
+    r = fails(run_cli(*restore, "--json", input=bad.encode(), env=elsewhere), ExitCode.USAGE)
     assert json.loads(r.stdout)["error"]["exit_code"] == 2
     assert listed(run_cli, env=elsewhere) == {}
     # Other material under the kit's name: the usual conflict.
     ok(run_cli("key", "generate", "k", env=elsewhere))
-    fails(run_cli("key", "import", "--recovery", input=kit.encode(), env=elsewhere), 8)
-    fails(run_cli("key", "import", "--recovery", "--type", "aes", input=kit.encode()), 2)
-    fails(run_cli("key", "import", "k", input=kit.encode()), 2)  # no --type, no --recovery
+    fails(run_cli(*restore, input=kit.encode(), env=elsewhere), ExitCode.CONFLICT)
+    fails(run_cli(*restore, "--type", "aes", input=kit.encode()), ExitCode.USAGE)
+    fails(run_cli("key", "import", "k", input=kit.encode()), ExitCode.USAGE)  # no --type
 
 
 def test_a_kit_typed_at_a_terminal_is_checked_line_by_line(
