@@ -172,6 +172,8 @@ def deployment(
     variables = {
         "s3vault_package": str(wheel),
         "s3vault_package_copy": True,
+        # The venv's Python (>= 3.11, like the project's) creates the new virtualenv.
+        "s3vault_python": sys.executable,
         "s3vault_config": {
             "s3": {
                 "endpoint_url": session_env["AWS_ENDPOINT_URL_S3"],
