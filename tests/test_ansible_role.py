@@ -7,6 +7,7 @@ into the session's private keyring; a second run that must change nothing; a run
 check mode that must report nothing to change. Everything the runs write goes into the
 module's temp dir: a HOME with its XDG dirs, Ansible's temp dirs and its log. The key
 is made here and reaches Ansible only in an ansible-vault encrypted extra-vars file.
+The last test runs the role's key step alone (its tag) for an RSA key and a KMS key.
 
 `s3vault_service_enabled` is false: `s3vault service install` is not on this branch.
 """
@@ -28,8 +29,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from s3vault.keys.material import AesKey
+from s3vault.keys.material import AesKey, RsaKey
 from s3vault.keys.store import KeyStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +54,8 @@ _RECAP = re.compile(
 
 @dataclass
 class Deployment:
-    """What the three playbook runs left behind, for the tests to inspect."""
+    """The deployed machine (its dirs, the key, the runs so far), and how to run the
+    playbook on it again."""
 
     base: Path
     home: Path
@@ -62,7 +66,63 @@ class Deployment:
     keyring_service: str
     key: bytes
     bus: str
+    vars_file: Path
     runs: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
+
+    def vaulted_vars(self, name: str, variables: dict[str, object]) -> Path:
+        """An extra-vars file (mode 0600), encrypted with ansible-vault as a user keeps it."""
+        path = self.base / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(variables, f)
+        subprocess.run(
+            [
+                str(BIN / "ansible-vault"),
+                "encrypt",
+                "--vault-password-file",
+                self.password_file,
+                str(path),
+            ],
+            env=self.env,
+            cwd=self.base,
+            check=True,
+            capture_output=True,
+            timeout=RUN_TIMEOUT,
+        )
+        return path
+
+    @property
+    def password_file(self) -> str:
+        return str(self.base / "vault-password")
+
+    def playbook(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        """ansible-playbook on the example playbook, with the vaulted variables (and
+        ``extra`` options: a later ``-e @FILE`` overrides them); fails the test unless
+        it succeeds."""
+        command: Sequence[str] = [
+            str(BIN / "ansible-playbook"),
+            *("-i", "localhost,", "-c", "local", "-v"),
+            *("-e", f"@{self.vars_file}", "--vault-password-file", self.password_file),
+            *extra,
+            str(PLAYBOOK_DIR / "playbook.yml"),
+        ]
+        run = subprocess.run(
+            command,
+            env=self.env,
+            cwd=self.base,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+        if run.returncode != 0:
+            pytest.fail(
+                f"ansible-playbook {' '.join(extra)} exited {run.returncode}:\n"
+                f"{run.stdout[-6000:]}\n{run.stderr[-3000:]}",
+                pytrace=False,
+            )
+        return run
 
     def s3vault(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The installed s3vault (not this worktree's), as the deployed user runs it."""
@@ -107,26 +167,6 @@ def build_wheel(out: Path) -> Path:
     return wheel
 
 
-def write_vaulted_vars(base: Path, variables: dict[str, object], env: dict[str, str]) -> Path:
-    """The extra-vars file (mode 0600), encrypted with ansible-vault as a user keeps it."""
-    password = base / "vault-password"
-    password.write_text(base64.b64encode(os.urandom(24)).decode() + "\n")
-    password.chmod(0o600)
-    path = base / "vars.yml"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(variables, f)
-    subprocess.run(
-        [str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password), str(path)],
-        env=env,
-        cwd=base,
-        check=True,
-        capture_output=True,
-        timeout=RUN_TIMEOUT,
-    )
-    return path
-
-
 @pytest.fixture(scope="module")
 def deployment(
     tmp_path_factory: pytest.TempPathFactory, session_env: dict[str, str]
@@ -167,7 +207,11 @@ def deployment(
         keyring_service=f"s3vault-ansible-{uuid.uuid4().hex[:12]}",
         key=os.urandom(32),
         bus=session_env["DBUS_SESSION_BUS_ADDRESS"],
+        vars_file=base / "vars.yml",
     )
+    password = Path(deployment.password_file)
+    password.write_text(base64.b64encode(os.urandom(24)).decode() + "\n")
+    password.chmod(0o600)
     wheel = build_wheel(base / "build")
     variables = {
         "s3vault_package": str(wheel),
@@ -189,37 +233,10 @@ def deployment(
         # `s3vault service install` is not on this branch yet.
         "s3vault_service_enabled": False,
     }
-    vars_file = write_vaulted_vars(base, variables, env)
-
-    def playbook(*extra: str) -> subprocess.CompletedProcess[str]:
-        command: Sequence[str] = [
-            str(BIN / "ansible-playbook"),
-            *("-i", "localhost,", "-c", "local", "-v"),
-            *("-e", f"@{vars_file}", "--vault-password-file", str(base / "vault-password")),
-            *extra,
-            str(PLAYBOOK_DIR / "playbook.yml"),
-        ]
-        run = subprocess.run(
-            command,
-            env=env,
-            cwd=base,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
-        if run.returncode != 0:
-            pytest.fail(
-                f"ansible-playbook {' '.join(extra)} exited {run.returncode}:\n"
-                f"{run.stdout[-6000:]}\n{run.stderr[-3000:]}",
-                pytrace=False,
-            )
-        return run
-
-    deployment.runs["first"] = playbook()
-    deployment.runs["second"] = playbook()
-    deployment.runs["check"] = playbook("--check", "--diff")
+    deployment.vaulted_vars(deployment.vars_file.name, variables)
+    deployment.runs["first"] = deployment.playbook()
+    deployment.runs["second"] = deployment.playbook()
+    deployment.runs["check"] = deployment.playbook("--check", "--diff")
     yield deployment
 
 
@@ -279,7 +296,7 @@ def test_config_is_rendered_private_managed_by_ansible_and_valid(deployment: Dep
 def test_master_key_is_in_the_keyring_under_its_name_and_current(deployment: Deployment) -> None:
     listed = deployment.s3vault("key", "list", "--json")
     assert listed.returncode == 0, listed.stderr
-    (entry,) = json.loads(listed.stdout)
+    (entry,) = [e for e in json.loads(listed.stdout) if e["name"] == KEY_NAME]
     expected = AesKey(KEY_NAME, deployment.key)
     assert (entry["name"], entry["type"], entry["bits"]) == (KEY_NAME, "aes", 256)
     assert entry["fingerprint"] == expected.fingerprint
@@ -328,3 +345,40 @@ def test_key_material_appears_in_no_output_log_or_file(deployment: Deployment) -
 def test_ansible_keeps_its_state_in_the_dirs_it_was_given(deployment: Deployment) -> None:
     assert not (deployment.home / ".ansible").exists()
     assert deployment.log_path.stat().st_size > 0
+
+
+def test_rsa_key_and_kms_key_import_once_then_stay_unchanged(
+    deployment: Deployment, kms_key_id: str
+) -> None:
+    """The other two key types, through the key step alone (its tag), on the deployed
+    machine: each is imported by a first run and left alone by the second."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    cases = {
+        "rsa": {"s3vault_key_name": "fleet-rsa", "s3vault_key_material": pem.decode()},
+        "kms": {"s3vault_key_name": "fleet-kms", "s3vault_key_kms_id": kms_key_id},
+    }
+    runs = []
+    for kind, variables in cases.items():
+        override = deployment.vaulted_vars(
+            f"vars-{kind}.yml",
+            {**variables, "s3vault_key_type": kind, "s3vault_key_current": False},
+        )
+        first = deployment.playbook("--tags", "s3vault_key", "-e", f"@{override}")
+        second = deployment.playbook("--tags", "s3vault_key", "-e", f"@{override}")
+        assert recap(first)["changed"] == 1, first.stdout
+        assert recap(second)["changed"] == 0, second.stdout
+        runs += [first, second]
+    listed = deployment.s3vault("key", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    keys = {entry["name"]: entry for entry in json.loads(listed.stdout)}
+    assert keys["fleet-rsa"]["fingerprint"] == RsaKey("fleet-rsa", pem).fingerprint
+    assert keys["fleet-kms"]["key_id"] == kms_key_id
+    # The AES key stays current (s3vault_key_current: false for these two).
+    assert [name for name, entry in keys.items() if entry["current"]] == [KEY_NAME]
+    # The private key's body (after its first, common lines) is in no output or log.
+    secret_lines = pem.decode().splitlines()[3:-2]
+    seen = "".join(run.stdout + run.stderr for run in runs) + deployment.log_path.read_text()
+    assert [line for line in secret_lines if line in seen] == []
