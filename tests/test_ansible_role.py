@@ -9,7 +9,9 @@ module's temp dir: a HOME with its XDG dirs, Ansible's temp dirs and its log. Th
 is made here and reaches Ansible only in an ansible-vault encrypted extra-vars file.
 The last test runs the role's key step alone (its tag) for an RSA key and a KMS key.
 
-`s3vault_service_enabled` is false: `s3vault service install` is not on this branch.
+The service step runs too, with `--no-start` (s3vault_service_start: false): no agent
+is started by a test; this machine has no systemd user manager, so the unit and an agent
+autostart entry are written and the step says what to do instead.
 """
 
 from __future__ import annotations
@@ -230,8 +232,7 @@ def deployment(
         "s3vault_key_name": KEY_NAME,
         "s3vault_key_type": "aes",
         "s3vault_key_material": base64.b64encode(deployment.key).decode(),
-        # `s3vault service install` is not on this branch yet.
-        "s3vault_service_enabled": False,
+        "s3vault_service_start": False,
     }
     deployment.vaulted_vars(deployment.vars_file.name, variables)
     deployment.runs["first"] = deployment.playbook()
@@ -340,6 +341,19 @@ def test_key_material_appears_in_no_output_log_or_file(deployment: Deployment) -
         if needle in data
     ]
     assert leaks == []
+
+
+def test_agent_unit_is_installed_and_runs_the_virtualenvs_s3vault(
+    deployment: Deployment,
+) -> None:
+    unit = deployment.home / ".config" / "systemd" / "user" / "s3vault-agent.service"
+    text = unit.read_text(encoding="utf-8")
+    exec_start = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    assert str(deployment.venv / "bin") in exec_start
+    assert "agent --foreground" in exec_start
+    # No systemd user manager here: the agent starts from the desktop's autostart instead.
+    autostart = deployment.home / ".config" / "autostart" / "s3vault-agent.desktop"
+    assert str(deployment.venv / "bin") in autostart.read_text(encoding="utf-8")
 
 
 def test_ansible_keeps_its_state_in_the_dirs_it_was_given(deployment: Deployment) -> None:
