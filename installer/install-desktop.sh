@@ -2,6 +2,8 @@
 # Install the desktop app's launcher and icon for this user (no root needed):
 #   installer/install-desktop.sh              # menu entry + icon
 #   installer/install-desktop.sh --autostart  # also start the app in the tray at login
+#     (`s3vault service install` writes the same entry, with the real path, as
+#     s3vault-gui.desktop: use one of the two)
 # The sync agent has its own unit (installer/systemd/) or autostart entry
 # (installer/autostart/); the app starts the agent itself when none is running.
 set -eu

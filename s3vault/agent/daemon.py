@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from watchdog.observers import Observer
 
 from s3vault.agent import paths
 from s3vault.agent.lock import AgentLock
+from s3vault.agent.metrics_file import MetricsFile
 from s3vault.agent.protocol import PROTOCOL, VERBS, ProtocolError, Request, ok_reply
 from s3vault.agent.server import ControlServer
 from s3vault.agent.status import AgentStatus
@@ -82,6 +84,7 @@ class Agent:
         *,
         debounce: float,
         rescan_interval: float,
+        metrics_file: Path | None = None,
     ) -> None:
         self.lock = threading.Lock()
         self.status = AgentStatus((f.folder_id, str(f.path)) for f, _ in folders)
@@ -110,6 +113,14 @@ class Agent:
                 )
             )
         self.server: ControlServer | None = None
+        self.metrics = (
+            MetricsFile(metrics_file, self.status, self._waiting) if metrics_file else None
+        )
+
+    def _waiting(self) -> int:
+        """Changed paths held by the folders' debouncers, not synced yet."""
+        with self.lock:
+            return sum(len(run.schedule.debouncer) for run in self.loop.folders)
 
     def dispatch(self, request: Request) -> dict[str, Any]:
         verb = request.verb
@@ -172,6 +183,8 @@ class Agent:
             self.observer.start()
             self._start_watches()
             self._start_watchdog()
+            if self.metrics is not None:
+                self.metrics.start()
             sd_notify("READY=1\nSTATUS=starting: full sync of every folder")
             log.info("agent ready; control socket %s", self.server.path)
             self.loop.run()
@@ -182,6 +195,8 @@ class Agent:
                 self.observer.stop()
                 self.observer.join(timeout=10)
             self.server.close()
+            if self.metrics is not None:
+                self.metrics.stop()
 
     def stop(self) -> None:
         self.loop.stop()
@@ -189,6 +204,8 @@ class Agent:
     def _after_reconcile(self) -> None:
         self._start_watches()
         self._notify_status()
+        if self.metrics is not None:
+            self.metrics.request_write()
 
     def _notify_status(self) -> None:
         """systemctl status shows this line: the state and what needs attention."""
@@ -303,6 +320,7 @@ def run_agent(config: Config, *, foreground: bool = True) -> int:
                 engines,
                 debounce=config.agent.debounce_ms / 1000,
                 rescan_interval=config.agent.rescan_interval,
+                metrics_file=config.agent.metrics_file,
             )
             _handle_signals(agent)
             agent.run()

@@ -42,6 +42,7 @@ class _Folder:
     next_retry: float | None = None
     paused: bool = False
     refused: dict[str, Any] | None = None  # the guard's refusal that stands, if any
+    last_success: float | None = None  # the last run that ended with no file errors
 
 
 @dataclass(slots=True)
@@ -59,6 +60,11 @@ class _Progress:
 class _Counters:
     reconciles: int = 0
     started: float = field(default_factory=time.time)
+    # Since the agent started, for monitoring (`totals`): they only grow.
+    bytes_uploaded: int = 0
+    files_uploaded: int = 0
+    file_errors: int = 0
+    runs_failed: int = 0
 
 
 class AgentStatus:
@@ -139,8 +145,15 @@ class AgentStatus:
             folder = self._folders[folder_id]
             folder.state, folder.message, folder.refused = "idle", None, None
             folder.last_sync, folder.last_report = now, report
+            if not sync_report.errors:
+                folder.last_success = now
             self._progress = None
-            self._counters.reconciles += 1
+            counters = self._counters
+            counters.reconciles += 1
+            if not sync_report.dry_run:
+                counters.bytes_uploaded += sync_report.bytes
+                counters.files_uploaded += sync_report.uploaded
+            counters.file_errors += len(sync_report.errors)
             # A file this run looked at has no old error or conflict any more; a run
             # of some paths says nothing of the others.
             covered = _covered_by(paths)
@@ -172,6 +185,7 @@ class AgentStatus:
             folder.state, folder.message, folder.next_retry = state, message, retry_at
             folder.refused = dict(refused, time=self._clock()) if refused else None
             self._progress = None
+            self._counters.runs_failed += 1
             self._note(f"sync {state}", folder_id=folder_id, message=message)
 
     # ---- readers (socket threads) -------------------------------------------------
@@ -234,6 +248,26 @@ class AgentStatus:
                 "errors": list(self._file_errors.values()),
                 "conflicts": conflicts,
                 "files": list(self._files),
+            }
+
+    def totals(self) -> dict[str, Any]:
+        """What monitoring counts since the agent started (s3vault.agent.metrics):
+        ``bytes_uploaded``, ``files_uploaded``, ``file_errors`` (reported by runs),
+        ``runs_failed`` (offline, refused, error) and per folder id ``last_success``
+        (when its last run with no file errors ended). Not in the snapshot: that is
+        the control protocol, and these are for the metrics file."""
+        with self._cond:
+            c = self._counters
+            return {
+                "bytes_uploaded": c.bytes_uploaded,
+                "files_uploaded": c.files_uploaded,
+                "file_errors": c.file_errors,
+                "runs_failed": c.runs_failed,
+                "last_success": {
+                    f.folder_id: f.last_success
+                    for f in self._folders.values()
+                    if f.last_success is not None
+                },
             }
 
     # ---- internals ------------------------------------------------------------------

@@ -19,10 +19,12 @@ from s3vault.cli.output import (
     emit_json,
     emit_json_line,
     err_console,
+    error_object,
     human_size,
     plural,
+    report_problem,
 )
-from s3vault.errors import ConfigError, ExitCode, UnreachableError
+from s3vault.errors import ConfigError, ExitCode, UnreachableError, UsageError
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -50,11 +52,15 @@ STATUS_EPILOG = """\b
 Examples:
   s3vault status
   s3vault status --json | jq .state
+  s3vault status --json --flat     # {"state": "idle", "running": "true", ...}
   s3vault status --watch
 
 \b
 States: idle, syncing, paused, offline (S3 unreachable; retried with backoff), error.
-Exit codes: 0 the agent answered, 6 the agent is not running.
+With --json, an agent that is not running is the object {"state": "not-running",
+"error": {...}} (exit 6); --flat prints one object of strings and exits 0 for it too
+(Terraform's `external` data source; docs/json.md).
+Exit codes: 0 the agent answered, 6 the agent is not running (or did not answer).
 """
 
 
@@ -62,10 +68,22 @@ Exit codes: 0 the agent answered, 6 the agent is not running.
 @click.option(
     "--foreground", is_flag=True, help="Run in this process (systemd, autostart, debugging)."
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the started agent's pid and log as JSON (not with --foreground).",
+)
 @click.option("--detached-child", is_flag=True, hidden=True)
 @pass_app
-def agent(app: AppContext, foreground: bool, detached_child: bool) -> int:
+def agent(app: AppContext, foreground: bool, as_json: bool, detached_child: bool) -> int:
     """Run the sync agent: keep every configured folder encrypted in S3."""
+    if foreground and as_json:
+        raise UsageError(
+            "--json cannot be combined with --foreground (the agent runs here; it logs "
+            "to stderr)",
+            hint="Use `s3vault status --json` to ask a running agent.",
+        )
     config = app.config
     if not config.folders:
         raise ConfigError(
@@ -76,10 +94,10 @@ def agent(app: AppContext, foreground: bool, detached_child: bool) -> int:
 
     if foreground or detached_child:
         return run_agent(config, foreground=not detached_child)
-    return _start_detached(app)
+    return _start_detached(app, as_json=as_json)
 
 
-def _start_detached(app: AppContext) -> int:
+def _start_detached(app: AppContext, *, as_json: bool = False) -> int:
     """Start `s3vault agent --detached-child` in its own session; wait for its socket.
 
     Started means: the socket answers with the new process's pid. An agent that is
@@ -121,7 +139,10 @@ def _start_detached(app: AppContext) -> int:
         except UnreachableError:
             answered = None
         if answered == child.pid:
-            console.print(f"agent started (pid {child.pid}); log: {log_path}")
+            if as_json:
+                emit_json({"started": True, "pid": child.pid, "log": str(log_path)})
+            else:
+                console.print(f"agent started (pid {child.pid}); log: {log_path}")
             return 0
         # Not up yet, or another agent won a race to start: ours then stops (exit 8).
         time.sleep(0.2)
@@ -144,28 +165,114 @@ def _show_log_since(log_path: Path, offset: int) -> None:
 @click.command(epilog=STATUS_EPILOG)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.option(
+    "--flat",
+    is_flag=True,
+    help="Print one flat JSON object of strings, exit 0 also when the agent is not "
+    "running (Terraform's `external` data source, shell scripts).",
+)
+@click.option(
     "--watch",
     is_flag=True,
     help="Follow the status: one line per change (with --json: one JSON document per "
     "line) until Ctrl-C or the agent stops.",
 )
-def status(as_json: bool, watch: bool) -> None:
+def status(as_json: bool, flat: bool, watch: bool) -> int:
     """Show what the sync agent is doing."""
     from s3vault.agent.client import AgentClient
 
-    with AgentClient() as client:
-        if watch:
+    if flat and watch:
+        raise UsageError("--flat cannot be combined with --watch")
+    if watch:
+        with AgentClient() as client:
             for update in client.subscribe():
                 if as_json:
                     emit_json_line(update)
                 else:
                     console.print(_one_line(update))
-            return
-        snapshot = client.status()
-    if as_json:
-        emit_json(snapshot)
-        return
-    _print_status(snapshot)
+        return 0
+    if not (as_json or flat):
+        with AgentClient() as client:
+            snapshot = client.status()
+        _print_status(snapshot)
+        return 0
+    # One JSON object on stdout whatever happens, for monitoring and Terraform.
+    try:
+        with AgentClient() as client:
+            snapshot = client.status()
+    except UnreachableError as exc:
+        report_problem(exc)
+        if flat:
+            emit_json(flat_status(None, exc))
+            return 0
+        emit_json({"state": not_running_state(exc), "error": error_object(exc)})
+        return int(exc.exit_code)
+    emit_json(flat_status(snapshot, None) if flat else snapshot)
+    return 0
+
+
+def not_running_state(exc: UnreachableError) -> str:
+    """The state of an agent that did not answer: "not-running" (no socket, or nobody
+    listens) or "not-responding" (it timed out)."""
+    from s3vault.agent.client import AgentNotRunningError
+
+    return "not-running" if isinstance(exc, AgentNotRunningError) else "not-responding"
+
+
+def flat_status(snapshot: dict[str, Any] | None, exc: UnreachableError | None) -> dict[str, str]:
+    """The status as one flat object of strings (Terraform's `external` data source
+    accepts nothing else): the same keys whether the agent runs or not; a value that
+    is unknown (the agent is not running) is ""."""
+    if snapshot is None:
+        assert exc is not None
+        unknown = dict.fromkeys(FLAT_FIELDS, "")
+        return {
+            **unknown,
+            "state": not_running_state(exc),
+            "running": "false",
+            "message": exc.message,
+        }
+    attention = snapshot["attention"]
+    folders = snapshot["folders"]
+    syncs = [f["last_sync"] for f in folders if f["last_sync"] is not None]
+    values: dict[str, object] = {
+        "state": snapshot["state"],
+        "running": "true",
+        "message": "",
+        "pid": snapshot["pid"],
+        "protocol": snapshot["protocol"],
+        "paused": "true" if snapshot["paused"] else "false",
+        "attention": attention["level"],
+        "file_errors": attention["errors"],
+        "conflicts": attention["conflicts"],
+        "refused": attention["refused"],
+        "folders": len(folders),
+        "folders_failed": attention["folders_failed"],
+        "folders_offline": attention["folders_offline"],
+        "last_sync": f"{max(syncs):.0f}" if syncs else "",
+        "oldest_sync": f"{min(syncs):.0f}" if len(syncs) == len(folders) and syncs else "",
+        "started_at": f"{snapshot['started_at']:.0f}",
+    }
+    return {name: str(values[name]) for name in FLAT_FIELDS}
+
+
+FLAT_FIELDS = (
+    "state",
+    "running",
+    "message",
+    "pid",
+    "protocol",
+    "paused",
+    "attention",
+    "file_errors",
+    "conflicts",
+    "refused",
+    "folders",
+    "folders_failed",
+    "folders_offline",
+    "last_sync",
+    "oldest_sync",
+    "started_at",
+)
 
 
 def _print_status(s: dict[str, Any]) -> None:
@@ -237,7 +344,10 @@ def _time(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
 
 
-def _control(verb: str, done: str, as_json: bool, folder: str | None = None) -> None:
+def _control(
+    verb: str, done: str, as_json: bool, folder: str | None = None, *, quiet: bool = False
+) -> dict[str, Any]:
+    """Send ``verb``; print the agent's reply (as JSON, or ``done``) unless ``quiet``."""
     from s3vault.agent.client import AgentClient
 
     args: dict[str, str] = {}
@@ -246,10 +356,13 @@ def _control(verb: str, done: str, as_json: bool, folder: str | None = None) -> 
         args["folder"] = folder if folder.startswith("s3://") else os.path.abspath(folder)
     with AgentClient() as client:
         reply = client.request(verb, **args)
+    if quiet:
+        return reply
     if as_json:
         emit_json(reply)
     else:
         console.print(f"{done}: {reply['folder']}" if "folder" in reply else done)
+    return reply
 
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the agent's reply as JSON.")
@@ -323,7 +436,9 @@ def stop(as_json: bool, timeout: float) -> None:
     """Stop the agent (after the reconcile in progress), and wait until it has."""
     from s3vault.agent.client import wait_until_stopped
 
-    _control("stop", "stopping", as_json)
+    reply = _control("stop", "stopping", as_json=False, quiet=as_json)
     wait_until_stopped(timeout=timeout)
-    if not as_json:
+    if as_json:
+        emit_json({**reply, "stopped": True})
+    else:
         console.print("stopped")

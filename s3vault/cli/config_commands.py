@@ -38,7 +38,13 @@ def validate(app: AppContext, path: Path | None, as_json: bool) -> None:
 
 
 @config_group.command(epilog="\b\nExample:\n  s3vault config schema > s3vault.schema.json")
-def schema() -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Accepted for scripts that always pass it: the schema is JSON anyway.",
+)
+def schema(as_json: bool) -> None:
     """Print the JSON Schema of the config file (for editors, Ansible and Terraform)."""
     click.echo(json.dumps(Config.model_json_schema(), indent=2))
 
@@ -55,8 +61,18 @@ def show(app: AppContext, as_json: bool) -> None:
         console.print_json(json.dumps(data))
 
 
-@config_group.command("env", epilog="\b\nExample:\n  s3vault config env")
-def env_list() -> None:
+@config_group.command(
+    "env", epilog="\b\nExamples:\n  s3vault config env\n  s3vault config env --json"
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of the variables.")
+def env_list(as_json: bool) -> None:
     """List the environment variables that override settings."""
-    for variable, (section, field_name) in sorted(env_variables().items()):
-        click.echo(f"{variable}\t{section}.{field_name}")
+    variables = [
+        {"variable": variable, "setting": f"{section}.{field_name}"}
+        for variable, (section, field_name) in sorted(env_variables().items())
+    ]
+    if as_json:
+        emit_json(variables)
+        return
+    for entry in variables:
+        click.echo(f"{entry['variable']}\t{entry['setting']}")

@@ -20,7 +20,7 @@ import click
 
 from s3vault import __version__
 from s3vault.cli.context import AppContext
-from s3vault.cli.output import emit_json, err_console, print_lines, styled
+from s3vault.cli.output import emit_json, err_console, error_object, report_problem, styled
 from s3vault.errors import ExitCode, S3VaultError
 
 EPILOG = """\b
@@ -82,6 +82,7 @@ COMMANDS = {
     "resume": "s3vault.cli.agent_commands:resume",
     "sync-now": "s3vault.cli.agent_commands:sync_now",
     "stop": "s3vault.cli.agent_commands:stop",
+    "service": "s3vault.cli.service_command:service",
 }
 
 
@@ -112,19 +113,8 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 def report_error(exc: S3VaultError, *, as_json: bool = False) -> None:
     if as_json:
-        emit_json(
-            {
-                "error": {
-                    "type": exc.title,
-                    "message": exc.message,
-                    "hint": exc.hint,
-                    "exit_code": int(exc.exit_code),
-                }
-            }
-        )
-    err_console.print(styled(("error:", "bold red"), " ", exc.message))
-    if exc.hint:
-        print_lines(exc.hint, to=err_console)
+        emit_json({"error": error_object(exc)})
+    report_problem(exc)
 
 
 def _report_usage(exc: click.ClickException) -> None:

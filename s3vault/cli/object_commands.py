@@ -122,7 +122,7 @@ def put(
     key = url.key + local.name if url.is_prefix else url.key
     size = local.stat().st_size if local.is_file() else None
     vault = app.vault.with_instruction_suffix(instruction_suffix)
-    with transfer_progress(f"encrypting {local.name}", size) as bar:
+    with transfer_progress(f"encrypting {local.name}", size, shown=not as_json) as bar:
         result = vault.put(
             local,
             url.bucket,
@@ -137,6 +137,8 @@ def put(
         emit_json(
             {
                 "url": result.url,
+                "bucket": url.bucket,
+                "key": key,
                 "etag": result.etag,
                 "version_id": result.version_id,
                 "plaintext_size": result.plaintext_size,
@@ -206,7 +208,7 @@ def get(
     with ExitStack() as stack:
         sink: Path | BinaryIO = target or stack.enter_context(_open_device(local))
         name = target.name if target else PurePosixPath(url.key).name
-        bar = stack.enter_context(transfer_progress(f"decrypting {name}"))
+        bar = stack.enter_context(transfer_progress(f"decrypting {name}", shown=not as_json))
         result = app.vault.with_instruction_suffix(instruction_suffix).get(
             url.bucket,
             url.key,
@@ -225,6 +227,8 @@ def get(
         emit_json(
             {
                 "url": str(url),
+                "bucket": url.bucket,
+                "key": url.key,
                 "destination": destination,
                 "plaintext_size": result.plaintext_size,
                 "format": result.format,
@@ -445,15 +449,20 @@ def _ls_row(info: ObjectInfo) -> dict[str, str]:
     epilog="""\b
 Examples:
   s3vault rm s3://my-vault/notes.txt
+  s3vault rm s3://my-vault/notes.txt --json     # exit 3 (and an error object) if absent
   s3vault rm s3://their-bucket/report.pdf --instruction-suffix .envelope"""
 )
 @click.argument("target")
 @instruction_suffix_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
-def rm(app: AppContext, target: str, instruction_suffix: str | None) -> None:
+def rm(app: AppContext, target: str, instruction_suffix: str | None, as_json: bool) -> None:
     """Delete s3://BUCKET/KEY and its instruction file (KEY+SUFFIX), if any."""
     url = parse_s3_url(target)
     if url.is_prefix:
         raise UsageError(f"{target} names no object", hint="Give the full key: s3://BUCKET/KEY")
     app.vault.with_instruction_suffix(instruction_suffix).delete(url.bucket, url.key)
-    console.print(f"deleted {url}")
+    if as_json:
+        emit_json({"url": str(url), "bucket": url.bucket, "key": url.key, "deleted": True})
+    else:
+        console.print(f"deleted {url}")

@@ -23,6 +23,8 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.table import Table  # only commands that print tables import it
 
+    from s3vault.errors import S3VaultError
+
 # C0 and C1 control characters, DEL, and the Unicode line separators and bidirectional
 # overrides: each can move the cursor, recolour, clear or reorder what a terminal shows.
 _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -129,6 +131,24 @@ def human_size(n: float | None) -> str:
 def emit_json(value: Any) -> None:
     """Print one JSON document on stdout (sorted keys, stable for scripts)."""
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def error_object(exc: S3VaultError) -> dict[str, Any]:
+    """An error as `--json` prints it on stdout (docs/json.md, "Errors"): ``type`` (the
+    error's title), ``message``, ``hint`` (or null) and ``exit_code``."""
+    return {
+        "type": exc.title,
+        "message": exc.message,
+        "hint": exc.hint,
+        "exit_code": int(exc.exit_code),
+    }
+
+
+def report_problem(exc: S3VaultError) -> None:
+    """An error for people, on stderr: "error: MESSAGE", then its hint."""
+    err_console.print(styled(("error:", "bold red"), " ", exc.message))
+    if exc.hint:
+        print_lines(exc.hint, to=err_console)
 
 
 def emit_json_line(value: Any) -> None:

@@ -74,9 +74,13 @@ def _bar(*columns: Any) -> Progress:
 
 
 @contextmanager
-def transfer_progress(label: str, total: int | None = None) -> Iterator[TransferProgress]:
-    """A `TransferProgress` on stderr; call ``start(total)`` unless ``total`` is given."""
-    if not sys.stderr.isatty():
+def transfer_progress(
+    label: str, total: int | None = None, *, shown: bool = True
+) -> Iterator[TransferProgress]:
+    """A `TransferProgress` on stderr; call ``start(total)`` unless ``total`` is given.
+
+    ``shown=False`` (with --json) draws nothing, as without a terminal."""
+    if not shown or not sys.stderr.isatty():
         yield TransferProgress(label, None)
         return
     with _bar(
@@ -108,9 +112,12 @@ class RunProgress(Protocol):
 
 
 @contextmanager
-def sync_progress(label: str) -> Iterator[Callable[[RunProgress], None] | None]:
-    """A callback drawing "n/m files, bytes" on a terminal; None for scripts and pipes."""
-    if not sys.stderr.isatty():
+def sync_progress(
+    label: str, *, shown: bool = True
+) -> Iterator[Callable[[RunProgress], None] | None]:
+    """A callback drawing "n/m files, bytes" on a terminal; None for scripts and pipes
+    (and with ``shown=False``)."""
+    if not shown or not sys.stderr.isatty():
         yield None
         return
     with _bar(
@@ -139,9 +146,10 @@ def sync_progress(label: str) -> Iterator[Callable[[RunProgress], None] | None]:
 
 
 @contextmanager
-def count_progress(label: str) -> Iterator[Callable[[str], None]]:
-    """A callback counting finished items (showing the latest name) on a terminal."""
-    if not sys.stderr.isatty():
+def count_progress(label: str, *, shown: bool = True) -> Iterator[Callable[[str], None]]:
+    """A callback counting finished items (showing the latest name) on a terminal
+    (unless ``shown=False``)."""
+    if not shown or not sys.stderr.isatty():
         yield lambda name: None
         return
     with _bar(

@@ -176,7 +176,7 @@ def rotate(
     report = rotator.new_report(url.bucket, url.key)
     try:
         if recursive:
-            with object_progress("rotating") as progress:
+            with object_progress("rotating", shown=not as_json) as progress:
                 rotator.rotate_prefix(
                     url.bucket,
                     url.key,
@@ -280,9 +280,10 @@ class ObjectProgress:
 
 
 @contextmanager
-def object_progress(label: str) -> Iterator[ObjectProgress]:
-    """A count-based progress bar on stderr, on a terminal only (called on one thread)."""
-    if not sys.stderr.isatty():
+def object_progress(label: str, *, shown: bool = True) -> Iterator[ObjectProgress]:
+    """A count-based progress bar on stderr, on a terminal only (called on one thread);
+    none with ``shown=False`` (--json)."""
+    if not shown or not sys.stderr.isatty():
         yield ObjectProgress()
         return
     with Progress(

@@ -159,10 +159,10 @@ def sync(
     vault = build_vault(app.config, keystore_factory=lambda: app.keystore, bandwidth_limit=rate)
     with StateDB(default_state_path()) as state:
         engine = SyncEngine(folder, vault, state, workers=app.config.agent.workers)
-        with sync_progress(f"syncing {folder.path.name}") as update:
+        with sync_progress(f"syncing {folder.path.name}", shown=not as_json) as update:
             report = engine.reconcile(force=force, dry_run=dry_run, progress=update)
     if as_json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), "handed_to_agent": False})
     else:
         _print_sync(report)
     return report.exit_code
@@ -302,7 +302,7 @@ def restore(
     except ValueError as exc:
         raise UsageError(f"cannot restore {source}: {exc}") from None
     suffix = instruction_suffix or _configured_suffix(app, url.bucket, prefix)
-    with count_progress("restored") as on_file:
+    with count_progress("restored", shown=not as_json) as on_file:
         report = restore_folder(
             app.vault.with_instruction_suffix(suffix),
             url.bucket,

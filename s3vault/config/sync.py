@@ -314,3 +314,20 @@ class AgentSettings(_Section):
         default=None,
         description="Upload limit in bytes per second (10MiB, 500KB, ...); none by default",
     )
+    metrics_file: Path | None = Field(
+        default=None,
+        description="Write Prometheus metrics to this file (node_exporter's textfile "
+        "collector reads *.prom files); none by default",
+    )
+
+    @field_validator("metrics_file", mode="after")
+    @classmethod
+    def _absolute_metrics_file(cls, value: Path | None) -> Path | None:
+        # The agent's working directory is not the user's: a relative path would land
+        # wherever systemd started it.
+        if value is None:
+            return None
+        value = value.expanduser()
+        if not value.is_absolute():
+            raise ValueError(f"metrics_file {value} must be an absolute path (or start with ~)")
+        return value

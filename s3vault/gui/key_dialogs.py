@@ -35,7 +35,7 @@ from s3vault.errors import ConflictError, S3VaultError
 from s3vault.gui.context import AppContext
 from s3vault.gui.jobs import Job
 from s3vault.gui.messages import Problem, show_problem
-from s3vault.keys.manage import export_text, write_private_file
+from s3vault.keys.manage import export_text, recovery_kit, write_private_file
 from s3vault.keys.material import GenerateType, KmsKey, validate_name
 from s3vault.keys.store import KeyStore
 
@@ -282,7 +282,9 @@ class ExportKeyDialog(QDialog):
             "who gets a copy can read every object it protects. Keep it offline, and "
             "never in the synced folders or a bucket.<br><br>AES keys are written as one "
             "line of base64, RSA keys as a PEM private key (PKCS#8), KMS keys as their "
-            "key id; `s3vault key import` and this app read them back."
+            "key id; `s3vault key import` and this app read them back. A recovery kit "
+            "is the key as checked groups of characters, to print and type back with "
+            "`s3vault key import --recovery`."
         )
         warning.setWordWrap(True)
         warning.setAccessibleName("Warning")
@@ -293,6 +295,8 @@ class ExportKeyDialog(QDialog):
         browse.clicked.connect(self._browse)
         self.replace_box = QCheckBox("&Replace the file if it exists")
         self.replace_box.setAccessibleName("Replace the file if it exists")
+        self.kit_box = QCheckBox("Write a recovery &kit to print (docs/keys.md)")
+        self.kit_box.setAccessibleName("Write a recovery kit to print")
         row = QHBoxLayout()
         row.addWidget(self.path_edit, 1)
         row.addWidget(browse)
@@ -305,6 +309,7 @@ class ExportKeyDialog(QDialog):
         layout.addWidget(QLabel("Save to:"))
         layout.addLayout(row)
         layout.addWidget(self.replace_box)
+        layout.addWidget(self.kit_box)
         layout.addWidget(self.buttons)
 
     def export(self) -> Job | None:
@@ -314,18 +319,26 @@ class ExportKeyDialog(QDialog):
             return None
         path = Path(text).expanduser()
         overwrite = self.replace_box.isChecked()
+        kit = self.kit_box.isChecked()
         keystore = self._keystore
         name = self.key_name
 
         def work(job: Job) -> str:
-            key = keystore().get(name)
+            store = keystore()
+            if kit:
+                key, text = recovery_kit(store, name)
+                data = text.encode("ascii")
+            else:
+                key = store.get(name)
+                data = export_text(key)
             try:
-                write_private_file(path, export_text(key), overwrite=overwrite)
+                write_private_file(path, data, overwrite=overwrite)
             except ConflictError as exc:
                 raise ConflictError(
                     exc.message, hint="Choose another file, or tick “Replace the file”."
                 ) from None
-            return "KMS key id" if isinstance(key, KmsKey) else "secret key"
+            what = "KMS key id" if isinstance(key, KmsKey) else "secret key"
+            return f"recovery kit of the {what}" if kit else what
 
         self.ok_button.setEnabled(False)
         self.job = self.ctx.jobs.start(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from s3vault.errors import (
     ConflictError,
+    IntegrityError,
     KeyMissingError,
     NotFoundError,
     UsageError,
@@ -25,12 +27,13 @@ from s3vault.keys.material import (
     GenerateType,
     KmsKey,
     MasterKey,
-    RsaKey,
     generate_key,
     parse_aes,
     parse_rsa,
+    same_material,
     validate_name,
 )
+from s3vault.keys.recovery import encode as encode_recovery_kit
 from s3vault.keys.store import KeyInfo, KeyStore, PutResult
 
 # A PEM RSA-4096 key is about 3.3 KB; anything far bigger is not a key file.
@@ -50,22 +53,108 @@ def describe_key(key: MasterKey) -> str:
     return describe(key.type, key.bits, key.key_id if isinstance(key, KmsKey) else None)
 
 
+Warn = Callable[[str], None]
+"""Where a face shows a warning before a step it cannot undo (stderr, a dialog)."""
+
+
+def existing_key(store: KeyStore, name: str) -> MasterKey | None:
+    """The key named ``name``, or None if there is none.
+
+    A damaged record (IntegrityError) is raised: only a replacement (--force) may
+    write over a key nobody can read, and `replace_warning` says so first.
+    """
+    try:
+        return store.get(name)
+    except KeyMissingError:
+        return None
+
+
+def generates(key: MasterKey, kind: GenerateType) -> bool:
+    """Whether ``key`` is of the kind `generate_key` makes for ``kind`` (type and size)."""
+    return f"{key.type}{key.bits}" == kind
+
+
 def generate_new(
-    store: KeyStore, name: str, kind: GenerateType
-) -> tuple[AesKey | RsaKey, PutResult]:
-    """A new random key stored as ``name``; ConflictError if the name is taken."""
+    store: KeyStore,
+    name: str,
+    kind: GenerateType,
+    *,
+    if_missing: bool = False,
+    force: bool = False,
+    warn: Warn | None = None,
+) -> tuple[MasterKey, PutResult]:
+    """A new random key stored as ``name``, and "created" or "replaced".
+
+    A taken name is a ConflictError, except: with ``if_missing`` an existing key of
+    the wanted kind is returned as "unchanged" (nothing generated); with ``force``
+    the old key is replaced, after ``warn``.
+    """
     validate_name(name)
     try:
-        store.get(name)
-    except KeyMissingError:
-        pass
-    else:
-        raise ConflictError(
-            f"a key named '{name}' already exists",
-            hint="Choose another name, or delete the old key first (`s3vault key delete`).",
-        )
+        old = existing_key(store, name)
+    except IntegrityError:
+        if not force:
+            raise
+        old = None
+        _warn(warn, replace_warning(name, None))
+    if old is not None:
+        if if_missing and generates(old, kind):
+            return old, "unchanged"
+        if not force:
+            wanted = describe(kind[:3], int(kind[3:]))
+            raise ConflictError(
+                f"a key named '{name}' already exists ({describe_key(old)})"
+                + (f", not {wanted}" if if_missing else ""),
+                hint="Choose another name, or pass --force to replace it with a new "
+                "key (objects wrapped by the old key then need a copy of it to be read).",
+            )
+        _warn(warn, replace_warning(name, old))
     key = generate_key(name, kind)
-    return key, store.put(key)
+    return key, store.put(key, force=force)
+
+
+def import_key(
+    store: KeyStore, key: MasterKey, *, force: bool = False, warn: Warn | None = None
+) -> PutResult:
+    """Store ``key``: "created", "unchanged" (the same key is there already) or, with
+    ``force``, "replaced" after ``warn``; ConflictError for other material without it."""
+    if force:
+        try:
+            old = existing_key(store, key.name)
+        except IntegrityError:
+            _warn(warn, replace_warning(key.name, None))
+        else:
+            if old is not None and not same_material(old, key):
+                _warn(warn, replace_warning(key.name, old))
+    return store.put(key, force=force)
+
+
+def replace_warning(name: str, old: MasterKey | None) -> str:
+    """What is lost when key ``name`` (``old``: None if unreadable) is replaced."""
+    what = (
+        f"{describe_key(old)}, fingerprint {old.fingerprint}"
+        if old is not None
+        else "damaged, unreadable"
+    )
+    return (
+        f"replacing key '{name}' ({what}): objects it wrapped can be read only with a "
+        "copy of the old key"
+    )
+
+
+def _warn(warn: Warn | None, text: str) -> None:
+    if warn is not None:
+        warn(text)
+
+
+def use_key(store: KeyStore, name: str) -> tuple[MasterKey, str | None]:
+    """Make ``name`` the current key; the key and the one current before (which is
+    ``name`` itself when nothing changed)."""
+    key = store.get(name)  # must exist and be readable, even when already current
+    previous = store.current()
+    if previous != name:
+        store.set_current(name)
+    return key, previous
 
 
 def check_key_input(data: bytes) -> bytes:
@@ -162,13 +251,21 @@ def export_key(store: KeyStore, name: str, path: Path, *, overwrite: bool = Fals
     return path
 
 
+def recovery_kit(store: KeyStore, name: str) -> tuple[MasterKey, str]:
+    """Key ``name`` and its recovery kit (keys/recovery.py), with its creation date."""
+    validate_name(name)
+    key = store.get(name)
+    info = key_info(store, name)
+    return key, encode_recovery_kit(key, created=info.created if info else None)
+
+
 def import_key_file(
     store: KeyStore, name: str, kind: ImportType, path: Path
 ) -> tuple[MasterKey, PutResult]:
     """Read a key file (an export, or raw/hex/base64 AES, PEM RSA) into ``store`` as
     ``name``; the key and "created" or "unchanged" (ConflictError: other material)."""
     key, _ = parse_import(name, kind, read_key_file(path))
-    return key, store.put(key)
+    return key, import_key(store, key)
 
 
 def key_info(store: KeyStore, name: str) -> KeyInfo | None:
