@@ -229,7 +229,9 @@ def s3_client(s3: LocalS3) -> S3Client:
 
 
 @pytest.fixture(scope="session")
-def kms_client(kms: MotoKMS) -> KMSClient:
+def kms_client(kms: MotoKMS, session_env: dict[str, str]) -> KMSClient:
+    # session_env first: it sets the credentials boto3 reads (a session fixture is made
+    # before the function-scoped one that would otherwise ask for it).
     import boto3
 
     return boto3.client("kms", endpoint_url=kms.endpoint_url, region_name=kms.region)
