@@ -27,8 +27,8 @@ from s3vault.errors import (
 )
 
 NOT_RUNNING_HINT = (
-    "Start it with `s3vault agent` (or `systemctl --user start s3vault-agent` "
-    "where the systemd user unit is installed)."
+    "Start it with `s3vault agent`, or now and at every login with "
+    "`s3vault service install`."
 )
 _ERRORS: dict[int, type[S3VaultError]] = {
     ExitCode.USAGE: UsageError,

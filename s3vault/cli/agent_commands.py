@@ -35,7 +35,7 @@ AGENT_EPILOG = """\b
 Examples:
   s3vault agent                 # start in the background, log in ~/.local/state/s3vault/
   s3vault agent --foreground    # run here, log to stderr (systemd, autostart, debugging)
-  systemctl --user enable --now s3vault-agent   # with installer/systemd/ installed
+  s3vault service install       # as a systemd user service (or autostart), at every login
 
 \b
 One agent per user syncs every folder of the config's `folders:` section. It does a

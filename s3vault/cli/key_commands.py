@@ -72,7 +72,8 @@ Examples:
 """,
 )
 def key_group() -> None:
-    """Manage master keys: AES and RSA keys in the OS keyring, references to AWS KMS keys.
+    """Manage master keys: AES and RSA keys in the OS keyring (or the keystore file),
+    references to AWS KMS keys.
 
     The current key wraps the data keys of new objects unless --key names another;
     the first key you create becomes current.
@@ -110,7 +111,7 @@ is still refused unless --force, which replaces it with a new key.
 def generate_command(
     ctx: click.Context, name: str, kind: str, if_missing: bool, force: bool, as_json: bool
 ) -> None:
-    """Create a new random master key NAME in the OS keyring."""
+    """Create a new random master key NAME in the key store (the OS keyring by default)."""
     store = _store(ctx)
     key, result = generate_new(
         store,
@@ -213,7 +214,7 @@ def import_command(
         return
     what = f"key {key.name} ({describe_key(key)}{note}), fingerprint {key.fingerprint}"
     if result == "unchanged":
-        console.print(f"unchanged: {what} is already in the keyring")
+        console.print(f"unchanged: {what} is already in {store.where}")
     else:
         console.print(f"{result} {what}")
 
@@ -354,7 +355,7 @@ def delete_command(
     missing_ok: bool,
     as_json: bool,
 ) -> None:
-    """Remove key NAME from the keyring (for a KMS key: only s3vault's reference)."""
+    """Remove key NAME from the key store (for a KMS key: only s3vault's reference)."""
     validate_name(name)
     store = _store(ctx)
     try:

@@ -138,7 +138,7 @@ class DataKeyOpener:
             )
         opener = self._raw_key(name) if name else None
         if opener is None:  # cannot happen for raw wraps: the provider names the key
-            raise KeyMissingError("the key that opened this object is not in the keyring")
+            raise KeyMissingError("the key that opened this object is not in the key store")
         return data_key, opener
 
     def _raw_key(self, name: str) -> MasterKey | None:
