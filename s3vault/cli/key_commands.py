@@ -23,13 +23,12 @@ from s3vault.keys.manage import (
     check_key_input,
     describe,
     describe_key,
-    export_text,
+    export_bytes,
     generate_new,
     import_key,
     key_info,
     parse_import,
     read_key_file,
-    recovery_kit,
     use_key,
     write_private_file,
 )
@@ -255,12 +254,7 @@ def export_command(
     """Print or save the material of key NAME (a secret, except for KMS keys)."""
     validate_name(name)
     store = _store(ctx)
-    if recovery:
-        key, kit = recovery_kit(store, name)
-        data = kit.encode("ascii")
-    else:
-        key = store.get(name)
-        data = export_text(key)
+    key, data = export_bytes(store, name, recovery=recovery)
     if not isinstance(key, KmsKey):
         err_console.print(
             f"warning: this exposes the secret key '{name}'; anyone who gets a copy can "

@@ -35,7 +35,7 @@ from s3vault.errors import ConflictError, S3VaultError
 from s3vault.gui.context import AppContext
 from s3vault.gui.jobs import Job
 from s3vault.gui.messages import Problem, show_problem
-from s3vault.keys.manage import export_text, recovery_kit, write_private_file
+from s3vault.keys.manage import export_bytes, write_private_file
 from s3vault.keys.material import GenerateType, KmsKey, validate_name
 from s3vault.keys.store import KeyStore
 
@@ -325,12 +325,7 @@ class ExportKeyDialog(QDialog):
 
         def work(job: Job) -> str:
             store = keystore()
-            if kit:
-                key, text = recovery_kit(store, name)
-                data = text.encode("ascii")
-            else:
-                key = store.get(name)
-                data = export_text(key)
+            key, data = export_bytes(store, name, recovery=kit)
             try:
                 write_private_file(path, data, overwrite=overwrite)
             except ConflictError as exc:

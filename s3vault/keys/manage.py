@@ -259,6 +259,16 @@ def recovery_kit(store: KeyStore, name: str) -> tuple[MasterKey, str]:
     return key, encode_recovery_kit(key, created=info.created if info else None)
 
 
+def export_bytes(store: KeyStore, name: str, *, recovery: bool) -> tuple[MasterKey, bytes]:
+    """Key ``name`` and what an export of it writes: its recovery kit, or `export_text`."""
+    if recovery:
+        key, kit = recovery_kit(store, name)
+        return key, kit.encode("ascii")
+    validate_name(name)
+    key = store.get(name)
+    return key, export_text(key)
+
+
 def import_key_file(
     store: KeyStore, name: str, kind: ImportType, path: Path
 ) -> tuple[MasterKey, PutResult]:
