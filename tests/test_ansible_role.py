@@ -396,3 +396,46 @@ def test_rsa_key_and_kms_key_import_once_then_stay_unchanged(
     secret_lines = pem.decode().splitlines()[3:-2]
     seen = "".join(run.stdout + run.stderr for run in runs) + deployment.log_path.read_text()
     assert [line for line in secret_lines if line in seen] == []
+
+
+def test_file_keystore_takes_the_key_once_and_keeps_passphrase_and_key_private(
+    deployment: Deployment,
+) -> None:
+    """A server without a Secret Service: the config and key steps (their tags) with
+    `s3vault_keystore_type: file` put the key in the passphrase-encrypted file the config
+    names, then change nothing; the passphrase is only in its 0600 file. The machine's
+    keyring config is put back afterwards (the other tests share the deployment)."""
+    key = os.urandom(32)
+    passphrase = uuid.uuid4().hex
+    override = deployment.vaulted_vars(
+        "vars-file-keystore.yml",
+        {
+            "s3vault_keystore_type": "file",
+            "s3vault_keystore_passphrase": passphrase,
+            "s3vault_key_name": "fleet-file",
+            "s3vault_key_material": base64.b64encode(key).decode(),
+            "s3vault_key_current": False,
+        },
+    )
+    tags = ("--tags", "s3vault_config,s3vault_key")
+    try:
+        first = deployment.playbook(*tags, "-e", f"@{override}")
+        second = deployment.playbook(*tags, "-e", f"@{override}")
+        assert recap(first)["changed"] >= 3, first.stdout  # passphrase, config, key
+        assert recap(second)["changed"] == 0, second.stdout
+
+        keystore = deployment.home / ".local" / "share" / "s3vault" / "keystore"
+        secret = deployment.config_path.parent / "keystore.passphrase"
+        for path in (keystore, secret):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        listed = deployment.s3vault("key", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert [entry["name"] for entry in json.loads(listed.stdout)] == ["fleet-file"]
+        seen = "".join(run.stdout + run.stderr for run in (first, second))
+        seen += deployment.log_path.read_text()
+        for needle in (passphrase, base64.b64encode(key).decode(), key.hex()):
+            assert needle not in seen
+        assert key not in keystore.read_bytes()
+        assert base64.b64encode(key) not in keystore.read_bytes()
+    finally:
+        deployment.playbook("--tags", "s3vault_config")  # back to the keyring
