@@ -35,3 +35,18 @@ def test_export_dialog_writes_a_recovery_kit_the_cli_restores(
     restored = json.loads(r.stdout)
     assert restored["name"] == gui_key
     assert restored["fingerprint"] == KeyStore(keyring_service).get(gui_key).fingerprint
+
+
+def test_the_default_file_name_follows_the_kit_choice_but_a_typed_name_stays(
+    qtbot: Any, ctx: AppContext
+) -> None:
+    dialog = ExportKeyDialog(ctx, "laptop")
+    qtbot.addWidget(dialog)
+    assert dialog.path_edit.text().endswith("laptop.key")
+    dialog.kit_box.setChecked(True)
+    assert dialog.path_edit.text().endswith("laptop-recovery-kit.txt")
+    dialog.kit_box.setChecked(False)
+    assert dialog.path_edit.text().endswith("laptop.key")
+    dialog.path_edit.setText("/media/usb/backup.key")
+    dialog.kit_box.setChecked(True)
+    assert dialog.path_edit.text() == "/media/usb/backup.key"

@@ -282,9 +282,9 @@ class ExportKeyDialog(QDialog):
             "who gets a copy can read every object it protects. Keep it offline, and "
             "never in the synced folders or a bucket.<br><br>AES keys are written as one "
             "line of base64, RSA keys as a PEM private key (PKCS#8), KMS keys as their "
-            "key id; `s3vault key import` and this app read them back. A recovery kit "
-            "is the key as checked groups of characters, to print and type back with "
-            "`s3vault key import --recovery`."
+            "key id; <code>s3vault&nbsp;key&nbsp;import</code> and this app read them back. A "
+            "recovery kit is the key as checked groups of characters, to print and type "
+            "back with <code>s3vault&nbsp;key&nbsp;import&nbsp;--recovery</code>."
         )
         warning.setWordWrap(True)
         warning.setAccessibleName("Warning")
@@ -295,8 +295,9 @@ class ExportKeyDialog(QDialog):
         browse.clicked.connect(self._browse)
         self.replace_box = QCheckBox("&Replace the file if it exists")
         self.replace_box.setAccessibleName("Replace the file if it exists")
-        self.kit_box = QCheckBox("Write a recovery &kit to print (docs/keys.md)")
-        self.kit_box.setAccessibleName("Write a recovery kit to print")
+        self.kit_box = QCheckBox("Write a recovery &kit to print instead")
+        self.kit_box.setAccessibleName("Write a recovery kit to print instead")
+        self.kit_box.toggled.connect(self._kit_toggled)
         row = QHBoxLayout()
         row.addWidget(self.path_edit, 1)
         row.addWidget(browse)
@@ -311,6 +312,13 @@ class ExportKeyDialog(QDialog):
         layout.addWidget(self.replace_box)
         layout.addWidget(self.kit_box)
         layout.addWidget(self.buttons)
+
+    def _kit_toggled(self, kit: bool) -> None:
+        """The default file name follows the choice (a name the user typed stays)."""
+        plain, printable = f"{self.key_name}.key", f"{self.key_name}-recovery-kit.txt"
+        path = Path(self.path_edit.text().strip()).expanduser()
+        if path.name == (plain if kit else printable):
+            self.path_edit.setText(str(path.with_name(printable if kit else plain)))
 
     def export(self) -> Job | None:
         """Write the key to the chosen file in a job (the Export button)."""
