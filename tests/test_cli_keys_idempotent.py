@@ -171,9 +171,10 @@ def test_a_recovery_kit_restores_each_kind_of_key_in_another_keyring(
         if name == "aes-key":
             again = run_cli("key", "import", "--recovery", "--json", input=kit, env=elsewhere)
             assert as_json(again)["changed"] is False
-    assert {n: e["fingerprint"] for n, e in listed(run_cli, env=elsewhere).items()} == {
-        n: e["fingerprint"] for n, e in original.items()
-    }
+    # The same keys, and each made when the original was (the kit's created line).
+    assert {
+        n: (e["fingerprint"], e["created"]) for n, e in listed(run_cli, env=elsewhere).items()
+    } == {n: (e["fingerprint"], e["created"]) for n, e in original.items()}
     # To a private file, and back from it under another name.
     path = tmp_path / "aes-key.kit"
     ok(run_cli("key", "export", "aes-key", "--recovery", "--file", path, "--yes"))

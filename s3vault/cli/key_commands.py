@@ -186,11 +186,13 @@ def import_command(
     if name is not None:
         validate_name(name)
     note = ""
+    created: str | None = None
     key: MasterKey
     if recovery:
         if kind is not None or key_id is not None:
             raise UsageError("--recovery reads the key's type from the kit: leave out --type")
-        key = read_kit(source).key(name)
+        kit = read_kit(source)
+        key, created = kit.key(name), kit.created
         note = ", from a recovery kit"
     elif name is None or kind is None:
         raise UsageError(
@@ -207,7 +209,7 @@ def import_command(
         data = _read_key_source(source)
         key, note = parse_import(name, kind, data)  # type: ignore[arg-type]  # aes or rsa
     store = _store(ctx)
-    result = import_key(store, key, force=force, warn=_warn)
+    result = import_key(store, key, force=force, warn=_warn, created=created)
     if as_json:
         emit_json(_summary(key, store, result))
         return

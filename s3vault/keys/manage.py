@@ -114,10 +114,16 @@ def generate_new(
 
 
 def import_key(
-    store: KeyStore, key: MasterKey, *, force: bool = False, warn: Warn | None = None
+    store: KeyStore,
+    key: MasterKey,
+    *,
+    force: bool = False,
+    warn: Warn | None = None,
+    created: str | None = None,
 ) -> PutResult:
     """Store ``key``: "created", "unchanged" (the same key is there already) or, with
-    ``force``, "replaced" after ``warn``; ConflictError for other material without it."""
+    ``force``, "replaced" after ``warn``; ConflictError for other material without it.
+    ``created``: when the key was first made (a recovery kit says), default now."""
     if force:
         try:
             old = existing_key(store, key.name)
@@ -126,7 +132,7 @@ def import_key(
         else:
             if old is not None and not same_material(old, key):
                 _warn(warn, replace_warning(key.name, old))
-    return store.put(key, force=force)
+    return store.put(key, force=force, created=created)
 
 
 def replace_warning(name: str, old: MasterKey | None) -> str:

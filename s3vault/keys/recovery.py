@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from s3vault.errors import UsageError
@@ -195,6 +196,17 @@ class KitReader:
     @property
     def done(self) -> bool:
         return self.stage == "done"
+
+    @property
+    def created(self) -> str | None:
+        """The header's creation time when it is a valid ISO 8601 one (restored with
+        the key, so `key list` shows when it was made, not when it was typed back)."""
+        value = self.header.get("created", "")
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return value
 
     @property
     def group_line(self) -> int:
