@@ -109,6 +109,13 @@ class UserSystemd:
     def available(self) -> bool:
         return self.unavailable_reason is None
 
+    def to_json(self) -> dict[str, str | None]:
+        """The `systemd` and `systemd_reason` fields of every `service` command's JSON."""
+        return {
+            "systemd": "available" if self.available else "unavailable",
+            "systemd_reason": self.unavailable_reason,
+        }
+
     def _probe(self) -> str | None:
         if self.systemctl is None:
             return "systemctl not found (this system does not run systemd)"
@@ -179,8 +186,7 @@ class InstallResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "changed": self.changed,
-            "systemd": "available" if self.systemd.available else "unavailable",
-            "systemd_reason": self.systemd.unavailable_reason,
+            **self.systemd.to_json(),
             "files": [item.to_json() for item in self.files],
             "exec_start": self.agent_command,
             "enabled": self.enabled,
@@ -338,8 +344,7 @@ class UninstallResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "changed": self.changed,
-            "systemd": "available" if self.systemd.available else "unavailable",
-            "systemd_reason": self.systemd.unavailable_reason,
+            **self.systemd.to_json(),
             "files": [item.to_json() for item in self.files],
             "stopped": self.stopped,
             "warnings": self.warnings,
@@ -380,8 +385,7 @@ def status(paths: ServicePaths, systemd: UserSystemd) -> dict[str, Any]:
     """What is installed and what systemd says of it (the agent's answer: the caller)."""
     unit_text = _read(paths.unit)
     result: dict[str, Any] = {
-        "systemd": "available" if systemd.available else "unavailable",
-        "systemd_reason": systemd.unavailable_reason,
+        **systemd.to_json(),
         "unit": os.fspath(paths.unit),
         "installed": unit_text is not None,
         "managed": unit_text is not None and units.is_ours(unit_text),
