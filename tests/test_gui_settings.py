@@ -4,11 +4,16 @@ an error when broken; "Start at login" writes and removes the autostart entry.""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
+from s3vault.agent import units
 from s3vault.config.load import load_config
 from s3vault.gui.context import AppContext
 from s3vault.gui.settings_view import SettingsView
@@ -171,7 +176,28 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(
     text = entry.read_text()
     assert "[Desktop Entry]" in text and "Type=Application" in text
     exec_line = next(line for line in text.splitlines() if line.startswith("Exec="))
-    assert exec_line.endswith(" gui") and f"--config {gui_config}" in exec_line
+    # The entry `s3vault service install` writes: the app in the tray, this config.
+    assert exec_line.endswith(" --minimized") and f"--config {gui_config}" in exec_line
+    assert text.startswith(units.MARKER + "\n")
+    # `s3vault service install` then finds its own entry: one entry, the app starts once.
+    command = ["service", "install", "--no-start", "--json"]
+    installed = subprocess.run(
+        [sys.executable, "-m", "s3vault", "--config", str(gui_config), *command],
+        env=dict(os.environ),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    files = {f["role"]: f for f in json.loads(installed.stdout)["files"]}
+    assert (files["app-autostart"]["path"], files["app-autostart"]["action"]) == (
+        str(entry),
+        "unchanged",
+    )
+    assert sorted(p.name for p in entry.parent.iterdir()) == [
+        "s3vault-agent.desktop",  # this machine has no systemd user manager
+        "s3vault.desktop",
+    ]
     qtbot.waitUntil(view.start_at_login.isEnabled, timeout=5_000)
     view.start_at_login.click()
     qtbot.waitUntil(lambda: not entry.exists(), timeout=5_000)

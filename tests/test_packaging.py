@@ -108,7 +108,7 @@ def test_service_install_from_the_venv_runs_the_venv_s3vault(installed: Installe
     unit = installed.config_home / "systemd/user/s3vault-agent.service"
     assert f"\nExecStart={installed.venv}/bin/s3vault agent --foreground\n" in unit.read_text()
     # No `gui` extra in this venv: no autostart entry for an app that is not there.
-    assert not (installed.config_home / "autostart/s3vault-gui.desktop").exists()
+    assert not (installed.config_home / "autostart/s3vault.desktop").exists()
     assert any("desktop app is not installed" in w for w in report["warnings"])
 
 

@@ -89,7 +89,7 @@ def paths_of(config_home: Path) -> dict[str, Path]:
     return {
         "unit": config_home / "systemd/user/s3vault-agent.service",
         "agent": config_home / "autostart/s3vault-agent.desktop",
-        "app": config_home / "autostart/s3vault-gui.desktop",
+        "app": config_home / "autostart/s3vault.desktop",
     }
 
 
@@ -210,7 +210,7 @@ def test_uninstall_removes_what_install_wrote_and_leaves_the_users_files(
     drop_in = tmp_path / "systemd/user/s3vault-agent.service.d/override.conf"
     drop_in.parent.mkdir(parents=True)
     drop_in.write_text("[Service]\nNice=10\n")
-    other = tmp_path / "autostart/s3vault.desktop"
+    other = tmp_path / "autostart/backup-tool.desktop"
     other.write_text("[Desktop Entry]\nExec=s3vault gui --minimized\n")
     done = ok(run_s3vault(tmp_path, "service", "uninstall", "--json"))
     report = json.loads(done.stdout)
@@ -317,6 +317,8 @@ def test_installer_copies_match_the_packaged_templates() -> None:
         line for line in body(rendered) if not line.startswith("#")
     ]
     assert "\nExec=s3vault agent --foreground\n" in entry
+    # install-desktop.sh --autostart marks its entry as ours, like install does.
+    assert units.MARKER in (REPO / "installer/install-desktop.sh").read_text()
 
 
 def test_agent_libraries_run_under_memory_deny_write_execute(tmp_path: Path) -> None:

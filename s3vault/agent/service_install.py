@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from s3vault.agent import units
-from s3vault.errors import ConflictError, LocalFileError, UnreachableError
+from s3vault.errors import ConflictError, LocalFileError, UnreachableError, UsageError
 
 SYSTEMCTL_TIMEOUT = 150.0  # a start waits for READY=1; a stop for the reconcile in progress
 # `systemctl --user is-system-running` states of a manager that answers.
@@ -328,6 +328,21 @@ def _remove_if_ours(path: Path) -> str:
         return "kept"
     path.unlink()
     return "removed"
+
+
+def set_app_autostart(enabled: bool, config_path: Path | None = None) -> Path:
+    """The desktop app's autostart entry on or off (the app's "Start at login"): the
+    entry `install` writes, so that the app starts once, whoever wrote it. The user
+    asked, so an entry s3vault did not write is replaced or removed too. Its path."""
+    path = ServicePaths.for_user().app_autostart
+    app = Commands.of_this_install(config_path).app
+    if not enabled:
+        path.unlink(missing_ok=True)
+    elif app is None:
+        raise UsageError("the desktop app is not installed here (pip install 's3vault[gui]')")
+    else:
+        _write_if_different(path, units.render_app_autostart(app))
+    return path
 
 
 @dataclass

@@ -16,9 +16,12 @@ from s3vault.errors import UsageError
 
 UNIT_NAME = "s3vault-agent.service"
 AGENT_AUTOSTART_NAME = "s3vault-agent.desktop"
-APP_AUTOSTART_NAME = "s3vault-gui.desktop"
+# The same name as the app's menu entry (resources/s3vault.desktop), which the app's
+# "Start at login" and installer/install-desktop.sh --autostart write too: one entry,
+# so the app never starts twice at login.
+APP_AUTOSTART_NAME = "s3vault.desktop"
 
-MARKER = "# Written by `s3vault service install`; `s3vault service uninstall` removes it."
+MARKER = "# Written by s3vault; `s3vault service uninstall` removes it."
 MANAGED_HEADER = (
     f"{MARKER}\n"
     "# Edits here are replaced by the next install: customise with\n"

@@ -31,7 +31,7 @@ Examples:
 \b
 Writes ~/.config/systemd/user/s3vault-agent.service (XDG_CONFIG_HOME respected) running
 this install's s3vault (and --config, if given), then `systemctl --user daemon-reload`,
-`enable` and `start`; and ~/.config/autostart/s3vault-gui.desktop when the desktop app
+`enable` and `start`; and ~/.config/autostart/s3vault.desktop when the desktop app
 is installed. Idempotent: run again, nothing changes unless something differs (a changed
 unit restarts the agent). Files not written by s3vault are never replaced.
 Without a systemd user manager (a container, ssh without a session) the files are still
