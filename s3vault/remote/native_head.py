@@ -62,25 +62,50 @@ def heads(
     Closing the iterator early cancels what is still in flight.
     """
     store = native.store(bucket)  # configuration errors surface here, once
-    limit = max(1, ahead if ahead is not None else 4 * in_flight)
+    in_flight = max(1, in_flight)
+    # Keys go to the loop thread in batches: one wake-up of that thread (and one
+    # hand-over of the interpreter lock) per batch, not per key.
+    batch = max(1, in_flight // 4)
+    batches_ahead = max(1, (ahead if ahead is not None else 4 * in_flight) // batch)
     loop = _LoopThread()
-    slots = asyncio.Semaphore(max(1, in_flight))
-    waiting: deque[tuple[str, Future[HeadResult]]] = deque()
+    slots = asyncio.Semaphore(in_flight)
+    waiting: deque[tuple[list[str], Future[list[HeadResult]]]] = deque()
+
+    def submit(keys: list[str]) -> None:
+        coro = _head_batch(native, store, bucket, keys, slots)
+        waiting.append((keys, asyncio.run_coroutine_threadsafe(coro, loop.loop)))
+
     try:
-        for key in keys:
-            coro = _head(native, store, bucket, key, slots)
-            waiting.append((key, asyncio.run_coroutine_threadsafe(coro, loop.loop)))
+        for chunk in _chunks(keys, batch):
+            submit(chunk)
             # Hand out what is ready; wait only when the window is full.
-            while waiting and (len(waiting) >= limit or waiting[0][1].done()):
-                first, answer = waiting.popleft()
-                yield first, answer.result()
+            while waiting and (len(waiting) >= batches_ahead or waiting[0][1].done()):
+                done, answers = waiting.popleft()
+                yield from zip(done, answers.result(), strict=True)
         while waiting:
-            first, answer = waiting.popleft()
-            yield first, answer.result()
+            done, answers = waiting.popleft()
+            yield from zip(done, answers.result(), strict=True)
     finally:
-        for _, answer in waiting:
-            answer.cancel()
+        for _, answers in waiting:
+            answers.cancel()
         loop.close()
+
+
+def _chunks(keys: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for key in keys:
+        chunk.append(key)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+async def _head_batch(
+    native: NativeS3, store: S3Store, bucket: str, keys: list[str], slots: asyncio.Semaphore
+) -> list[HeadResult]:
+    return list(await asyncio.gather(*(_head(native, store, bucket, k, slots) for k in keys)))
 
 
 async def _head(
