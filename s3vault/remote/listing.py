@@ -1,4 +1,6 @@
-"""Listings, page by page: objects, object versions, in-progress multipart uploads."""
+"""Listings through boto3, page by page: objects, object versions, in-progress multipart
+uploads. `S3Remote.list` lists objects through `native_list` (obstore), which comes
+back here for what object_store cannot express."""
 
 from __future__ import annotations
 
@@ -24,12 +26,17 @@ def list_objects(
             for common in page.get("CommonPrefixes", []):
                 yield common["Prefix"]
             for obj in page.get("Contents", []):
-                yield ObjectSummary(
-                    key=obj["Key"],
-                    size=int(obj["Size"]),
-                    etag=obj.get("ETag", ""),
-                    last_modified=obj.get("LastModified"),
-                )
+                yield summary_of(obj)
+
+
+def summary_of(obj: dict[str, Any]) -> ObjectSummary:
+    """The `ObjectSummary` of one ``Contents`` entry of a ListObjectsV2 page."""
+    return ObjectSummary(
+        key=obj["Key"],
+        size=int(obj["Size"]),
+        etag=obj.get("ETag", ""),
+        last_modified=obj.get("LastModified"),
+    )
 
 
 def list_versions(session: AwsSession, bucket: str, prefix: str = "") -> Iterator[ObjectVersion]:

@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import obstore
 from botocore.exceptions import ClientError, ConnectTimeoutError
@@ -53,8 +53,6 @@ from s3vault.remote.throttle import Throttle
 
 if TYPE_CHECKING:
     from obstore import PutMode
-
-    from s3vault.remote.s3 import S3Remote
 
 IN_FLIGHT = 64
 """Requests on the wire at once: the measured sweet spot on loopback (2 cores)."""
@@ -112,6 +110,14 @@ class PutOutcome:
     error: S3VaultError | None = None
 
 
+class Remote(Protocol):
+    """What `NativeS3.for_remote` takes from an `S3Remote` (not imported: s3.py builds
+    its own NativeS3 for listings, so importing it here would be a cycle)."""
+
+    session: AwsSession
+    throttle: Throttle | None
+
+
 def supports_key(key: str) -> bool:
     """True when object_store can address ``key`` exactly as S3 stores it.
 
@@ -159,7 +165,7 @@ class NativeS3:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_remote(cls, remote: S3Remote) -> NativeS3:
+    def for_remote(cls, remote: Remote) -> NativeS3:
         """The native path over ``remote``'s session (same endpoint, region and
         credentials), sharing its bandwidth limit."""
         return cls(remote.session, throttle=remote.throttle)

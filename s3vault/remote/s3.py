@@ -7,7 +7,9 @@ Memory stays bounded whatever the object size: at most ``concurrency`` parts of
     session.py   the boto3 session and S3 client, built once, shared (NativeS3, KMS)
     objects.py   ObjectHead, ObjectSummary, Written, StoredObject, ObjectVersion, s3_url
     small.py     one-request calls: head, small get/put, delete, tags, versioning
-    listing.py   objects, versions, multipart uploads, page by page
+    listing.py   objects, versions, multipart uploads, page by page (boto3)
+    native_list.py  objects listed through obstore, boto3 where it cannot
+    native_head.py  many HEADs in flight through obstore
     upload.py    put_stream: single or multipart, memory budget, bandwidth limit
     download.py  iter_object: single or parallel ranged GETs
     copy.py      server-side copies, multipart above the copy threshold
@@ -19,9 +21,9 @@ keeps working.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from s3vault.config.model import S3Settings, TransferSettings
 from s3vault.remote import copy, download, listing, small, upload
@@ -38,6 +40,10 @@ from s3vault.remote.objects import (
 )
 from s3vault.remote.session import AwsSession
 from s3vault.remote.throttle import Throttle
+
+if TYPE_CHECKING:
+    from s3vault.remote.native import NativeS3
+    from s3vault.remote.native_head import HeadResult
 
 __all__ = [
     "BodySource",
@@ -80,6 +86,7 @@ class S3Remote:
         self._memory: UploadMemory | None = None
         # Cleared when the store turns out not to support a conditional DeleteObject.
         self._conditional_delete = True
+        self._native: NativeS3 | None = None
 
     def __repr__(self) -> str:
         return f"S3Remote({self.session!r}, throttle={self.throttle!r})"
@@ -89,10 +96,36 @@ class S3Remote:
         """The boto3 S3 client of the session (thread-safe; built once)."""
         return self.session.s3_client
 
+    @property
+    def native(self) -> NativeS3:
+        """The obstore path over this session (listings, many HEADs); built once."""
+        with self._lock:
+            if self._native is None:
+                # Imported here: obstore is not needed by commands that list nothing.
+                from s3vault.remote.native import NativeS3
+
+                self._native = NativeS3(self.session, throttle=self.throttle)
+            return self._native
+
     # ---- small objects -------------------------------------------------------------
 
     def head(self, bucket: str, key: str) -> ObjectHead:
         return small.head(self.session, bucket, key)
+
+    def heads(
+        self, bucket: str, keys: Iterable[str], *, in_flight: int | None = None
+    ) -> Iterator[tuple[str, HeadResult]]:
+        """HEAD many keys, ``in_flight`` (default 64) at once through obstore.
+
+        Yields (key, `ObjectHead` or the s3vault error of that HEAD) in the order of
+        ``keys``, which are read lazily (a window of a few hundred ahead); see
+        `native_head.heads`.
+        """
+        from s3vault.remote import native_head
+
+        if in_flight is None:
+            return native_head.heads(self.native, bucket, keys)
+        return native_head.heads(self.native, bucket, keys, in_flight=in_flight)
 
     def exists(self, bucket: str, key: str) -> bool:
         return small.exists(self.session, bucket, key)
@@ -214,8 +247,11 @@ class S3Remote:
     def list(
         self, bucket: str, prefix: str = "", *, recursive: bool = True
     ) -> Iterator[ObjectSummary | str]:
-        """Objects under ``prefix``; without ``recursive``, sub-"folders" come as str."""
-        return listing.list_objects(self.session, bucket, prefix, recursive=recursive)
+        """Objects under ``prefix``, page by page through obstore (`native_list`);
+        without ``recursive``, sub-"folders" come as str, before the objects."""
+        from s3vault.remote import native_list
+
+        return native_list.list_objects(self.native, bucket, prefix, recursive=recursive)
 
     def list_versions(self, bucket: str, prefix: str = "") -> Iterator[ObjectVersion]:
         """Every version and delete marker under ``prefix``, page by page."""

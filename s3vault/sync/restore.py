@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from s3vault.errors import ExitCode, NotFoundError, S3VaultError, local_error
 from s3vault.sync.metadata import MTIME_METADATA
 from s3vault.sync.report import PathError
-from s3vault.vault import Vault
+from s3vault.vault import ObjectHead, Vault
 from s3vault.vault.local_paths import free_target
 
 
@@ -85,17 +85,29 @@ def _restore_all(
     allow_legacy: bool,
     on_file: Callable[[str], None] | None,
 ) -> bool:
-    """Restore every object; False if the prefix holds none at all."""
+    """Restore every object; False if the prefix holds none at all.
+
+    The objects' HEADs (for the mtime each file had) go out many at once through the
+    native client (`S3Remote.heads`), a window ahead of the downloads.
+    """
     found = False
-    for entry in vault.list_objects(bucket, prefix):
-        found = True
-        relkey = entry.key[len(prefix) :]
-        # Instruction files belong to their object; "dir/" keys are folder placeholders.
-        if vault.is_instruction_key(entry.key) or relkey.endswith("/") or not relkey:
-            continue
+
+    def keys() -> Iterator[str]:
+        nonlocal found
+        for entry in vault.list_objects(bucket, prefix):
+            found = True
+            relkey = entry.key[len(prefix) :]
+            # Instruction files belong to their object; "dir/" keys are folder placeholders.
+            if not (vault.is_instruction_key(entry.key) or relkey.endswith("/") or not relkey):
+                yield entry.key
+
+    for key, head in vault.remote.heads(bucket, keys()):
+        relkey = key[len(prefix) :]
         try:
+            if isinstance(head, S3VaultError):
+                raise head
             _restore_one(
-                vault, bucket, entry.key, root, relkey, report, overwrite, key_name, allow_legacy
+                vault, bucket, head, root, relkey, report, overwrite, key_name, allow_legacy
             )
         except S3VaultError as exc:
             report.errors.append(PathError(relkey, exc.message, int(exc.exit_code)))
@@ -107,7 +119,7 @@ def _restore_all(
 def _restore_one(
     vault: Vault,
     bucket: str,
-    key: str,
+    head: ObjectHead,
     root: Path,
     relkey: str,
     report: RestoreReport,
@@ -119,10 +131,10 @@ def _restore_one(
     if path is None:
         report.skipped.append(relkey)
         return
-    result = vault.get(bucket, key, path, key_name=key_name, allow_legacy=allow_legacy)
+    result = vault.get(bucket, head.key, path, key_name=key_name, allow_legacy=allow_legacy)
     report.restored += 1
     report.bytes += result.plaintext_size
-    mtime = vault.head(bucket, key).metadata.get(MTIME_METADATA)
+    mtime = head.metadata.get(MTIME_METADATA)
     # The mtime the file had when it was synced; an object without it keeps "now".
     if mtime and mtime.isdigit():
         with contextlib.suppress(OSError, OverflowError):

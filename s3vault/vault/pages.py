@@ -1,7 +1,7 @@
 """A prefix listed page by page, and the envelopes of a few of its objects on demand.
 
 `Vault.list` HEADs every object it yields, which a view of a large prefix cannot wait
-for: a HEAD costs a request (and the CPU of one) per object, a LIST a thousand keys.
+for: a HEAD costs a request per object, a LIST a thousand keys.
 So a view shows `list_pages` as it arrives (names, stored sizes, dates) and asks
 `describe` for the envelopes of the rows a person actually looks at.
 """
@@ -19,7 +19,7 @@ from s3vault.vault.results import PrefixEntry
 from s3vault.vault.vault import Vault
 
 PAGE_SIZE = 500
-DESCRIBE_WORKERS = 4  # HEADs in flight; more only add GIL contention with the UI on 2 cores
+DESCRIBE_WORKERS = 4  # envelope reads at once; more only add GIL contention with the UI on 2 cores
 
 
 def warm_up(vault: Vault) -> None:
@@ -61,30 +61,36 @@ def list_pages(
 
 
 def describe(vault: Vault, bucket: str, objects: Sequence[ObjectSummary]) -> list[ObjectInfo]:
-    """The `ObjectInfo` (envelope decoded) of each listed object, HEADs in parallel.
+    """The `ObjectInfo` (envelope decoded) of each listed object, in their order.
 
-    Never raises for one object: an object deleted since it was listed is described
-    from its listing entry, and one whose HEAD or envelope fails carries the error.
+    The HEADs go out together through the native client (`S3Remote.heads`); the
+    envelopes in instruction files are read by a few threads. Never raises for one
+    object: an object deleted since it was listed is described from its listing entry,
+    and one whose HEAD or envelope fails carries the error.
     """
 
-    def one(entry: ObjectSummary) -> ObjectInfo:
+    def one(entry: ObjectSummary, answer: ObjectHead | S3VaultError) -> ObjectInfo:
         listed = ObjectHead(bucket, entry.key, entry.size, entry.etag, entry.last_modified, {})
-        try:
-            head = vault.head(bucket, entry.key)
-        except NotFoundError:
+        if isinstance(answer, NotFoundError):
             return ObjectInfo.from_head(listed, None)
-        except S3VaultError as exc:
-            return ObjectInfo.from_head(listed, None, error=exc.message)
+        if isinstance(answer, S3VaultError):
+            return ObjectInfo.from_head(listed, None, error=answer.message)
         try:
-            envelope = vault.read_envelope(head)
+            envelope = vault.read_envelope(answer)
         except S3VaultError as exc:
-            return ObjectInfo.from_head(head, None, error=exc.message)
+            return ObjectInfo.from_head(answer, None, error=exc.message)
         in_file = envelope is not None and envelope.location is Location.INSTRUCTION_FILE
-        where = vault.instruction_key(head.key) if in_file else None
-        return ObjectInfo.from_head(head, envelope, instruction_file=where)
+        where = vault.instruction_key(answer.key) if in_file else None
+        return ObjectInfo.from_head(answer, envelope, instruction_file=where)
 
+    if not objects:
+        return []
+    try:
+        answers = [answer for _key, answer in vault.remote.heads(bucket, [o.key for o in objects])]
+    except S3VaultError as exc:  # the native client could not be set up
+        answers = [exc] * len(objects)
     if len(objects) <= 1:
-        return [one(entry) for entry in objects]
+        return [one(objects[0], answers[0])]
     workers = min(DESCRIBE_WORKERS, len(objects))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-describe") as pool:
-        return list(pool.map(one, objects))
+        return list(pool.map(one, objects, answers))
