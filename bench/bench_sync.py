@@ -11,7 +11,12 @@ directory, stopped by PID at the end, also on Ctrl-C), in one run:
 4. the agent's change-to-upload latency: ``s3vault agent --foreground`` watches a folder;
    a small file is written and S3 is polled (HEAD, every 20 ms) until its object exists;
 5. rescan: a no-change ``s3vault sync`` over 100,000 tiny files already synced, then
-   the agent's RSS and CPU while idle on that tree.
+   the agent's RSS and CPU while idle on that tree;
+6. a no-change re-run of both tools over 2,000 small files, and 7. over 4 x 64 MiB
+   (all fixed cost: start-up, state, one listing);
+8. a no-change ``s3vault sync`` of 20,000 tiny files against the floor: a stat walk of
+   the tree plus a native (obstore) listing of the prefix, in a child process
+   (bench/_nochange.py, bench/_floor.py).
 
 Every client is a child process with one explicit environment (rclone's config file is
 written here, 0600, and passed with ``--config``). The times are wall times of whole
@@ -45,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import _nochange
 from _common import (
     REPO,
     VENV_BIN,
@@ -173,6 +179,10 @@ class Plan:
     large_count: int
     large_size: int
     rescan_count: int
+    nochange_small_count: int
+    nochange_large_count: int
+    nochange_large_size: int
+    floor_count: int
     latency_samples: int
     latency_size: int
     workers: int
@@ -194,7 +204,12 @@ class Plan:
         small = self.small_count * on_disk(self.small_size) if 1 in self.cases else 0
         large = self.large_count * self.large_size if 2 in self.cases else 0
         rescan = self.rescan_count * on_disk(TINY_SIZE) * 2 if 5 in self.cases else 0
-        return (small + large) * (1 + 2 * self.reps) + rescan + GiB
+        nochange = (
+            (self.nochange_small_count * on_disk(4 * KiB) * 3 if 6 in self.cases else 0)
+            + (self.nochange_large_count * self.nochange_large_size * 3 if 7 in self.cases else 0)
+            + (self.floor_count * on_disk(TINY_SIZE) * 2 if 8 in self.cases else 0)
+        )
+        return (small + large) * (1 + 2 * self.reps) + rescan + nochange + GiB
 
 
 # ==== the agent ========================================================================
@@ -314,6 +329,7 @@ class Pair:
     rclone: Series
     files: int
     target: str  # "<= 1.0" or "< 1"
+    limit: float = TARGET_TIME_RATIO  # the bound of a "<=" target
 
     @property
     def ratio(self) -> float:
@@ -322,7 +338,7 @@ class Pair:
 
     @property
     def meets_target(self) -> bool:
-        return self.ratio <= TARGET_TIME_RATIO if self.target.startswith("<=") else self.ratio < 1
+        return self.ratio <= self.limit if self.target.startswith("<=") else self.ratio < 1
 
 
 @dataclass
@@ -459,7 +475,9 @@ class SyncBench:
             self.s3.put_object(Bucket=BUCKET, Key=f"warm-up/{i}", Body=os.urandom(4 * KiB))
 
     def obscure(self, password: str) -> str:
-        return run_measured([self.rclone, "obscure", password], self.rclone_env).stdout.decode()
+        # "--": a random password may start with "-" (rclone took it for a flag).
+        argv = [self.rclone, "obscure", "--", password]
+        return run_measured(argv, self.rclone_env).stdout.decode()
 
     def write_rclone_conf(self) -> None:
         """An S3 remote on SeaweedFS and one crypt remote per tree and repetition
@@ -480,8 +498,8 @@ class SyncBench:
         ]
         password = self.obscure(secrets.token_urlsafe(24)).strip()
         password2 = self.obscure(secrets.token_urlsafe(24)).strip()
-        for tree in ("small", "large"):
-            for rep in range(self.plan.reps):
+        for tree in ("small", "large", "nochange-small", "nochange-large"):
+            for rep in range(self.plan.reps if tree in ("small", "large") else 1):
                 sections += [
                     f"[{self.crypt_remote(tree, rep)}]",
                     "type = crypt",
@@ -811,6 +829,27 @@ class SyncBench:
             self.case_latency()
         if 5 in cases:
             self.case_rescan()
+        if 6 in cases:
+            _nochange.case_nochange_vs_rclone(
+                self,
+                6,
+                "nochange-small",
+                self.plan.nochange_small_count,
+                4 * KiB,
+                _nochange.NOCHANGE_SMALL_LIMIT,
+            )
+        if 7 in cases:
+            _nochange.case_nochange_vs_rclone(
+                self,
+                7,
+                "nochange-large",
+                self.plan.nochange_large_count,
+                self.plan.nochange_large_size,
+                _nochange.NOCHANGE_LARGE_LIMIT,
+            )
+            shutil.rmtree(self.trees / "nochange-large", ignore_errors=True)
+        if 8 in cases:
+            _nochange.case_floor(self, 8, self.plan.floor_count, TINY_SIZE)
         self.source_after = source_state()
         if self.source_after != self.source_before:
             self.results.notes.append(
@@ -855,9 +894,20 @@ HEADERS = [
 ]
 
 
+PAIR_CASES = (
+    (1, "initial_small"),
+    (2, "initial_large"),
+    (3, "resync_small"),
+    (6, "nochange-small"),
+    (7, "nochange-large"),
+    (8, "floor"),
+)
+
+
 def ratios(bench: SyncBench) -> dict[str, float]:
     return {
-        f"{k}_time_s3vault_over_rclone": round(p.ratio, 3) for k, p in bench.results.pairs.items()
+        f"{k}_time_s3vault_over_{'floor' if k == 'floor' else 'rclone'}": round(p.ratio, 3)
+        for k, p in bench.results.pairs.items()
     }
 
 
@@ -882,7 +932,7 @@ def report_text(bench: SyncBench, wall: float) -> str:
         + ("  (the machine was busy: wall times are noisy)" if bench.busy() else ""),
         "",
     ]
-    for number, key in ((1, "initial_small"), (2, "initial_large"), (3, "resync_small")):
+    for number, key in PAIR_CASES:
         if key in res.pairs:
             p = res.pairs[key]
             rows = [_row(p.s3vault, p.files), _row(p.rclone, p.files)]
@@ -940,12 +990,13 @@ def report_text(bench: SyncBench, wall: float) -> str:
 
 def summary_lines(bench: SyncBench) -> list[str]:
     res, lines = bench.results, ["== summary"]
-    for number, key in ((1, "initial_small"), (2, "initial_large"), (3, "resync_small")):
+    for number, key in PAIR_CASES:
         if key in res.pairs:
             p = res.pairs[key]
+            other = "floor" if key == "floor" else "rclone"
             lines.append(
-                f"case {number} {p.title}: s3vault {p.s3vault.median_s:.2f} s, rclone "
-                f"{p.rclone.median_s:.2f} s, time ratio s3vault/rclone {p.ratio:.2f} "
+                f"case {number} {p.title}: s3vault {p.s3vault.median_s:.2f} s, {other} "
+                f"{p.rclone.median_s:.2f} s, time ratio s3vault/{other} {p.ratio:.2f} "
                 f"(target {p.target}: {_verdict(p.meets_target, 'ABOVE TARGET')})"
             )
     if res.latency:
@@ -984,6 +1035,10 @@ def report_json(bench: SyncBench, wall: float) -> dict[str, Any]:
             "large_count": plan.large_count,
             "large_size_bytes": plan.large_size,
             "rescan_count": plan.rescan_count,
+            "nochange_small_count": plan.nochange_small_count,
+            "nochange_large_count": plan.nochange_large_count,
+            "nochange_large_size_bytes": plan.nochange_large_size,
+            "floor_count": plan.floor_count,
             "latency_samples": plan.latency_samples,
             "latency_size_bytes": plan.latency_size,
             "workers": plan.workers,
@@ -1010,6 +1065,9 @@ def report_json(bench: SyncBench, wall: float) -> dict[str, Any]:
         "targets": {
             "initial_time_ratio_max": TARGET_TIME_RATIO,
             "no_change_time_ratio_below": 1.0,
+            "no_change_small_time_ratio_max": _nochange.NOCHANGE_SMALL_LIMIT,
+            "no_change_large_time_ratio_max": _nochange.NOCHANGE_LARGE_LIMIT,
+            "no_change_floor_ratio_max": _nochange.FLOOR_LIMIT,
             "latency_p95_max_s": TARGET_P95_S,
             "idle_rss_max_mb": TARGET_RSS_MB,
             "idle_cpu_max_percent": TARGET_IDLE_CPU_PCT,
@@ -1028,6 +1086,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--large-count", type=int, default=8, help="case 2 files (8)")
     p.add_argument("--large-size", type=parse_size, default=128 * MiB, help="case 2 size (128MiB)")
     p.add_argument("--rescan-count", type=int, default=100_000, help="case 5 files (100000)")
+    p.add_argument("--nochange-small-count", type=int, default=2000, help="case 6 files (2000)")
+    p.add_argument("--nochange-large-count", type=int, default=4, help="case 7 files (4)")
+    p.add_argument(
+        "--nochange-large-size", type=parse_size, default=64 * MiB, help="case 7 size (64MiB)"
+    )
+    p.add_argument("--floor-count", type=int, default=20_000, help="case 8 files (20000)")
     p.add_argument("--latency-samples", type=int, default=30, help="case 4 samples (30)")
     p.add_argument(
         "--latency-size", type=parse_size, default=4 * KiB, help="case 4 file size (4KiB)"
@@ -1046,7 +1110,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument(
         "--resync-reps", type=int, default=3, help="no-change runs of each tool, cases 3, 5 (3)"
     )
-    p.add_argument("--cases", default="1,2,3,4,5", help="which cases to run (1,2,3,4,5)")
+    p.add_argument(
+        "--cases", default="1,2,3,4,5,6,7,8", help="which cases to run (1,2,3,4,5,6,7,8)"
+    )
     p.add_argument(
         "--rclone-arg",
         action="append",
@@ -1076,12 +1142,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     try:
         args.cases = frozenset(int(c) for c in args.cases.split(",") if c.strip())
     except ValueError:
-        p.error("--cases takes numbers 1-5, e.g. 1,3")
-    if not args.cases or not args.cases <= {1, 2, 3, 4, 5}:
-        p.error("--cases takes numbers 1-5, e.g. 1,3")
+        p.error("--cases takes numbers 1-8, e.g. 1,3")
+    if not args.cases or not args.cases <= set(range(1, 9)):
+        p.error("--cases takes numbers 1-8, e.g. 1,3")
     if 3 in args.cases and 1 not in args.cases:
         p.error("case 3 re-runs the tree of case 1: add 1 to --cases")
-    counts = (args.small_count, args.large_count, args.rescan_count, args.latency_samples)
+    counts = (
+        args.small_count,
+        args.large_count,
+        args.rescan_count,
+        args.latency_samples,
+        args.nochange_small_count,
+        args.nochange_large_count,
+        args.floor_count,
+    )
     if min(counts) < 1 or args.reps < 1 or args.resync_reps < 1 or args.workers < 1:
         p.error("counts, --reps, --resync-reps and --workers must be at least 1")
     return args
@@ -1095,6 +1169,10 @@ def run(args: argparse.Namespace) -> None:
         large_count=args.large_count,
         large_size=args.large_size,
         rescan_count=args.rescan_count,
+        nochange_small_count=args.nochange_small_count,
+        nochange_large_count=args.nochange_large_count,
+        nochange_large_size=args.nochange_large_size,
+        floor_count=args.floor_count,
         latency_samples=args.latency_samples,
         latency_size=args.latency_size,
         workers=args.workers,

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Collection
-from typing import TypeVar
+from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from s3vault.config.sync import FolderSettings
 from s3vault.errors import ConflictError, ExitCode, RefusedError
@@ -58,11 +58,9 @@ from s3vault.sync.report import (
 )
 from s3vault.sync.runner import Runner
 from s3vault.sync.scan import ScanResult, file_hasher, root_identity, root_status, scan, scan_paths
-from s3vault.sync.state import StateDB
+from s3vault.sync.state import FolderRecord, StateDB
 from s3vault.sync.uploads import Uploads
 from s3vault.vault import Vault
-
-V = TypeVar("V")
 
 
 class SyncRefused(RefusedError):
@@ -158,18 +156,20 @@ class SyncEngine:
             self.ownership.recover_interrupted_uploads()
         rules = IgnoreRules.for_folder(root, self.folder.ignore)
         follow = self.folder.follow_symlinks
-        found = scan_paths(root, paths, rules, follow_symlinks=follow) if paths else None
-        if found is None:
-            found = scan(root, rules, follow_symlinks=follow)
+        # The listing (the run's one request, S3's time more than ours) goes on while
+        # the folder is scanned and the state read; its failure still stops the run.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="listing") as pool:
+            listing = pool.submit(self._remote_index) if with_remote_listing else None
+            found = scan_paths(root, paths, rules, follow_symlinks=follow) if paths else None
+            if found is None:
+                found = scan(root, rules, follow_symlinks=follow)
+            all_rows = self.state.rows(self.fid)
+            remote = listing.result() if listing is not None else None
         report.skipped = len(found.skipped)
-        all_rows = self.state.all(self.fid)
-        rows = all_rows if not paths else _under(all_rows, paths)
-        remote: dict[str, RemoteObject] | None = None
-        if with_remote_listing:
-            listing = self.vault.list_objects(self.folder.bucket, self.folder.prefix)
-            remote = remote_index(listing, self.folder, self.vault.is_instruction_key)
+        rows = all_rows if not paths else all_rows.only(_under(all_rows, paths))
+        if remote is not None:
             if paths:
-                remote = _under(remote, paths)
+                remote = {p: remote[p] for p in _under(remote, paths)}
             if not dry_run:
                 relearned = self.ownership.relearn_own_objects(rows, remote, found.files)
                 all_rows.update(relearned)
@@ -208,12 +208,22 @@ class SyncEngine:
         if not dry_run:
             self._execute(plan, found.files, all_rows, report, progress)
             # The root as synced now: a later run notices when another directory
-            # takes its place (and --force made the user confirm this one).
-            self.state.remember_folder(
+            # takes its place (and --force made the user confirm this one). Written
+            # only when it differs: a run that changed nothing writes nothing.
+            remembered = FolderRecord(
                 self.fid, root, self.folder.bucket, self.folder.prefix, identity
             )
+            if record != remembered:
+                self.state.remember_folder(
+                    self.fid, root, self.folder.bucket, self.folder.prefix, identity
+                )
         report.duration = time.monotonic() - started
         return report
+
+    def _remote_index(self) -> dict[str, RemoteObject]:
+        """The folder's objects by relative path, from one recursive listing."""
+        listing = self.vault.list_objects(self.folder.bucket, self.folder.prefix)
+        return remote_index(listing, self.folder, self.vault.is_instruction_key)
 
     # ---- executing a plan ------------------------------------------------------------
 
@@ -221,7 +231,7 @@ class SyncEngine:
         self,
         plan: Plan,
         local: dict[str, LocalFile],
-        rows: dict[str, SyncedFile],
+        rows: Mapping[str, SyncedFile],
         report: SyncReport,
         progress: Callable[[SyncProgress], None] | None,
     ) -> None:
@@ -262,7 +272,7 @@ class SyncEngine:
         self,
         action: Copy,
         local: dict[str, LocalFile],
-        rows: dict[str, SyncedFile],
+        rows: Mapping[str, SyncedFile],
         tally: Tally,
         copied: set[str],
     ) -> None:
@@ -330,16 +340,16 @@ class SyncEngine:
 # ---- helpers -------------------------------------------------------------------------
 
 
-def _under(items: dict[str, V], paths: Collection[str]) -> dict[str, V]:
-    """The entries at or below any of ``paths`` (files or directories)."""
+def _under(keys: Iterable[str], paths: Collection[str]) -> list[str]:
+    """The keys at or below any of ``paths`` (files or directories)."""
     tops = [p.strip("/") for p in paths]
     if any(not t or t == "." for t in tops):
-        return dict(items)
-    return {k: v for k, v in items.items() if any(k == t or k.startswith(t + "/") for t in tops)}
+        return list(keys)
+    return [k for k in keys if any(k == t or k.startswith(t + "/") for t in tops)]
 
 
 def _local_total(
-    found: ScanResult, rows: dict[str, SyncedFile], state_total: int, whole: bool
+    found: ScanResult, rows: Mapping[str, SyncedFile], state_total: int, whole: bool
 ) -> int:
     """The folder's file count for the guard; for a batch, estimated from the state."""
     if whole:

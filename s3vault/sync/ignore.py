@@ -16,6 +16,7 @@ matches directories only, which the scan then skips whole (it never descends).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class IgnoreRules:
         lines = [*(DEFAULT_PATTERNS if defaults else ()), *patterns]
         self.patterns: tuple[str, ...] = tuple(lines)
         self._spec = GitIgnoreSpec.from_lines(lines)
+        self._any = _any_pattern(self._spec)
 
     @classmethod
     def for_folder(
@@ -74,10 +76,56 @@ class IgnoreRules:
         """``relpath`` is POSIX and relative to the root; a directory may end in ``/``."""
         if is_dir and not relpath.endswith("/"):
             relpath += "/"
+        quick = self._any
+        clean = not relpath.startswith(("/", "./"))  # else pathspec rewrites it first
+        if quick is not None and clean and quick.match(relpath) is None:
+            return False  # no pattern matches at all: the common case, decided at once
         return self._spec.match_file(relpath)
 
     def __repr__(self) -> str:
         return f"IgnoreRules({len(self.patterns)} patterns)"
+
+
+_ANY_DEPTH = "^(?:.+/)?"
+"""How pathspec's regex of a pattern without a ``/`` starts: the name at any depth."""
+
+
+_PLAIN = re.compile("").flags
+
+
+def _any_pattern(spec: GitIgnoreSpec) -> re.Pattern[str] | None:
+    """One regex matching every path that at least one of ``spec``'s patterns matches.
+
+    The scan asks about every file, and pathspec tries each pattern in turn (about 8 µs
+    a path with the defaults); most paths match none, which this one regex tells in
+    under 1 µs. Only a path it matches goes to pathspec, whose answer (the last
+    matching pattern wins, negations included) stands. It is the patterns' own regexes
+    as alternatives, their named groups made plain (two groups may not share a name)
+    and the common "at any depth" head factored out, which matches the same paths
+    (pathspec's own clean-up of a path, a leading ``/`` or ``./``, is left to it).
+    None (always ask pathspec) if that cannot be built.
+    """
+    heads: list[str] = []
+    others: list[str] = []
+    for pattern in spec.patterns:
+        regex = getattr(pattern, "regex", None)
+        if pattern.include is None:
+            continue  # a blank line or a comment
+        if not isinstance(regex, re.Pattern) or regex.flags != _PLAIN or "(?P=" in regex.pattern:
+            return None
+        source = re.sub(r"\(\?P<[^>]+>", "(?:", regex.pattern)
+        if source.startswith(_ANY_DEPTH):
+            heads.append(f"(?:{source[len(_ANY_DEPTH) :]})")
+        else:
+            others.append(f"(?:{source})")
+    if heads:
+        others.append(f"{_ANY_DEPTH}(?:{'|'.join(heads)})")
+    if not others:
+        return re.compile("(?!)")  # no pattern: nothing is ignored
+    try:
+        return re.compile("|".join(others))
+    except re.error:
+        return None
 
 
 def read_ignore_file(root: Path) -> list[str]:

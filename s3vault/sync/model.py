@@ -9,8 +9,9 @@ on every OS, so they double as the tail of the object key (see
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,73 @@ class SyncedFile:
     synced_at: float = field(default_factory=time.time)
     token: str | None = None
     """The upload token the object carries (``s3vault-upload``), if it was recorded."""
+
+
+class StateRows(Mapping[str, SyncedFile]):
+    """A folder's state rows as read in one query: path -> `SyncedFile`, built on access.
+
+    A run of 100,000 unchanged files needs only each row's size, mtime and ETag; a
+    `SyncedFile` per row would cost more than the comparison itself. The rows are
+    kept as the database's tuples (`SyncedFile`'s fields in order, ``raw``), and the
+    planner compares those (`size`, `mtime_ns`, `etag` are their positions). A
+    snapshot: later writes to the database do not change it, `update` does.
+    """
+
+    SIZE, MTIME_NS, ETAG = 1, 2, 4  # positions in a raw row
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: dict[str, tuple[Any, ...]] | None = None) -> None:
+        self.raw: dict[str, tuple[Any, ...]] = {} if raw is None else raw
+
+    @classmethod
+    def of(cls, rows: Mapping[str, SyncedFile]) -> StateRows:
+        """The same rows, from `SyncedFile`s (a dict in the tests, say)."""
+        if isinstance(rows, StateRows):
+            return rows
+        return cls({path: _astuple(row) for path, row in rows.items()})
+
+    def __getitem__(self, path: str) -> SyncedFile:
+        return SyncedFile(*self.raw[path])
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def etags(self) -> Iterator[tuple[str, str]]:
+        """(path, ETag) of every row, without building rows."""
+        etag = self.ETAG
+        return ((path, row[etag]) for path, row in self.raw.items())
+
+    def only(self, paths: Iterable[str]) -> StateRows:
+        """The rows of ``paths`` (those that have one), sharing nothing with this."""
+        raw = self.raw
+        return StateRows({p: raw[p] for p in paths if p in raw})
+
+    def update(self, rows: Mapping[str, SyncedFile]) -> None:
+        """Replace or add rows (relearned ones, say)."""
+        for path, row in rows.items():
+            self.raw[path] = _astuple(row)
+
+
+def _astuple(row: SyncedFile) -> tuple[Any, ...]:
+    # Not dataclasses.astuple: that deep-copies every field.
+    return (
+        row.path,
+        row.size,
+        row.mtime_ns,
+        row.content_hash,
+        row.etag,
+        row.key_name,
+        row.version_id,
+        row.synced_at,
+        row.token,
+    )
 
 
 @dataclass(frozen=True, slots=True)

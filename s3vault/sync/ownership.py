@@ -15,14 +15,14 @@ import dataclasses
 import logging
 import os
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 
 from s3vault.config.sync import FolderSettings
 from s3vault.errors import NotFoundError, S3VaultError
 from s3vault.etag import same_etag
 from s3vault.sync.metadata import MTIME_METADATA, UPLOAD_TOKEN_METADATA
-from s3vault.sync.model import UNKNOWN_HASH, RemoteObject, SyncedFile
+from s3vault.sync.model import UNKNOWN_HASH, RemoteObject, StateRows, SyncedFile
 from s3vault.sync.runner import Runner
 from s3vault.sync.scan import hash_file
 from s3vault.sync.state import InFlightUpload, StateDB
@@ -53,8 +53,8 @@ class Ownership:
 
     def relearn_own_objects(
         self,
-        rows: dict[str, SyncedFile],
-        remote: dict[str, RemoteObject],
+        rows: Mapping[str, SyncedFile],
+        remote: Mapping[str, RemoteObject],
         local: Collection[str],
     ) -> dict[str, SyncedFile]:
         """Rows for objects this machine wrote that the state does not know as they are.
@@ -64,12 +64,16 @@ class Ownership:
         whose object exists (a write whose announcement was settled before S3 had
         it). Anything not ours is left for the plan to report as a conflict.
         """
+        # Over every row and file of the folder: plain values only, no row is built.
+        state = StateRows.of(rows)
         stale = [
             path
-            for path, row in rows.items()
-            if (obj := remote.get(path)) is not None and not same_etag(obj.etag, row.etag)
+            for path, etag in state.etags()
+            if (obj := remote.get(path)) is not None
+            and obj.etag != etag
+            and not same_etag(obj.etag, etag)
         ]
-        unknown = [path for path in local if path not in rows and path in remote]
+        unknown = [path for path in local if path not in state.raw and path in remote]
         learned: dict[str, SyncedFile] = {}
 
         def relearn(path: str) -> None:

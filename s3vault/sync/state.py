@@ -39,7 +39,7 @@ from typing import Any
 import platformdirs
 
 from s3vault.errors import ConflictError, LocalFileError, local_error
-from s3vault.sync.model import RootIdentity, SyncedFile
+from s3vault.sync.model import RootIdentity, StateRows, SyncedFile
 
 SCHEMA_VERSION = 3
 
@@ -288,6 +288,11 @@ class StateDB:
     def all(self, folder_id: str) -> dict[str, SyncedFile]:
         rows = self._read(_SELECT_FILES, (folder_id,))
         return {row[0]: SyncedFile(*row) for row in rows}
+
+    def rows(self, folder_id: str) -> StateRows:
+        """Every row of the folder, as a sync run reads them: one query, no object per
+        row until one is asked for (see `StateRows`)."""
+        return StateRows({row[0]: row for row in self._read(_SELECT_FILES, (folder_id,))})
 
     def count(self, folder_id: str) -> int:
         return int(self._read("SELECT count(*) FROM files WHERE folder_id=?", (folder_id,))[0][0])
