@@ -189,6 +189,26 @@ def test_ls_shows_format_and_key_and_hides_instruction_files(run_cli, keys, buck
     assert "p/a.txt" in human and "aes-key" in human
 
 
+def test_ls_json_streams_one_element_per_line_and_an_error_prints_only_the_error(
+    run_cli, keys, bucket, tmp_path
+):
+    src = tmp_path / "a.txt"
+    src.write_text("hello")
+    for name in ("s/1.txt", "s/2.txt", "s/3.txt"):
+        ok(run_cli("put", str(src), f"s3://{bucket}/{name}", "--key", "aes-key"))
+    lines = ok(run_cli("ls", f"s3://{bucket}/s/", "--json")).stdout.decode().splitlines()
+    # "[", one compact element per line (so a long listing prints as it goes), "]".
+    assert lines[0] == "[" and lines[-1] == "]"
+    elements = [json.loads(line.rstrip(",")) for line in lines[1:-1]]
+    assert [e["key"] for e in elements] == ["s/1.txt", "s/2.txt", "s/3.txt"]
+    assert json.loads("\n".join(lines)) == elements
+    assert json.loads(ok(run_cli("ls", f"s3://{bucket}/none/", "--json")).stdout) == []
+    # A failure before the first element leaves stdout to the error object alone.
+    denied = run_cli("ls", f"s3://{bucket}/s/", "--json", env={"AWS_SECRET_ACCESS_KEY": "x"})
+    assert denied.returncode == ExitCode.ACCESS_DENIED
+    assert json.loads(denied.stdout)["error"]["exit_code"] == ExitCode.ACCESS_DENIED
+
+
 def test_rm_removes_object_and_instruction_file(run_cli, keys, bucket, s3_client, tmp_path):
     src = tmp_path / "a.txt"
     src.write_text("hello")

@@ -17,6 +17,7 @@ from s3vault.cli.context import AppContext
 from s3vault.cli.output import (
     console,
     emit_json,
+    emit_json_list,
     err_console,
     human_size,
     plural,
@@ -381,13 +382,11 @@ def ls(
     vault = app.vault.with_instruction_suffix(instruction_suffix)
     entries = vault.list(url.bucket, url.key, recursive=recursive)
     if as_json:
-        emit_json(
-            [
-                {"prefix": e.prefix, "url": f"s3://{e.bucket}/{e.prefix}"}
-                if isinstance(e, PrefixEntry)
-                else e.to_json()
-                for e in entries
-            ]
+        emit_json_list(
+            {"prefix": e.prefix, "url": f"s3://{e.bucket}/{e.prefix}"}
+            if isinstance(e, PrefixEntry)
+            else e.to_json()
+            for e in entries
         )
         return
     unreadable: list[ObjectInfo] = []
