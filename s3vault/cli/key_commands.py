@@ -34,7 +34,6 @@ from s3vault.keys.manage import (
 )
 from s3vault.keys.material import GENERATE_TYPES, KmsKey, MasterKey, validate_name
 from s3vault.keys.store import KeyInfo, KeyStore
-from s3vault.vault.key_users import key_places, refuse_if_key_in_use
 
 
 def _store(ctx: click.Context) -> KeyStore:
@@ -407,6 +406,10 @@ def _report_delete(name: str, gone: KeyInfo | None, result: str, *, as_json: boo
 def _refuse_if_still_used(app: AppContext, name: str, checks: tuple[str, ...], scan: bool) -> None:
     """ConflictError while a synced folder uses key ``name`` or, with ``scan``, objects
     in the configured buckets, the folders' prefixes or the --check places name it."""
+    # Here, not at the top: the vault brings boto3, which the other key commands
+    # (`key list` first) never need.
+    from s3vault.vault.key_users import key_places, refuse_if_key_in_use
+
     config = app.config
     places = key_places(config, checks)
     if not refuse_if_key_in_use(config, lambda: app.vault, name, places, scan=scan):
