@@ -35,6 +35,7 @@ class PasswordBackend(Protocol):
 
     def delete_password(self, service: str, username: str) -> None: ...
 
+
 SERVER_HINT = (
     "Start a desktop session (its keyring unlocks at login) or gnome-keyring. On a server: "
     "`dbus-run-session -- sh -c 'echo -n PASSWORD | gnome-keyring-daemon --unlock "

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from s3vault.config.model import Config
-from s3vault.keys.file_storage import FileStorage
-from s3vault.keys.passphrase import AskPassphrase, PassphraseSource
 from s3vault.keys.store import KeyStore
+
+if TYPE_CHECKING:
+    from s3vault.config.model import Config
+    from s3vault.keys.passphrase import AskPassphrase
 
 StoreType = Literal["keyring", "file"]
 
@@ -28,5 +29,9 @@ def keystore_from_config(
     chosen = store_type or config.keystore.type
     if chosen == "keyring":
         return KeyStore(service=config.keyring.service)
+    # Only here: the file keystore's cipher and KDF are not needed for the keyring.
+    from s3vault.keys.file_storage import FileStorage
+    from s3vault.keys.passphrase import PassphraseSource
+
     source = PassphraseSource.from_settings(config.keystore, ask_passphrase)
     return KeyStore(storage=FileStorage(config.keystore.file_path(), source))
