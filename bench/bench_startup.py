@@ -49,21 +49,18 @@ BUDGET_S = 0.150
 BUCKET = "bench-startup"
 KEY = "bench"
 PROBE_SIZE = 1 * KiB
-WORKER = "_worker"
-THIS = Path(__file__).resolve()
 IDLE_TIMEOUT_S = 120.0
 
-
-# ==== the boto3 worker: python bench_startup.py _worker PATH BUCKET KEY ====================
-
-
-def run_worker(path: str, bucket: str, key: str) -> None:
-    """boto3's plain `upload_file`, path-style, from the environment (endpoint, keys)."""
-    import boto3
-    from botocore.config import Config
-
-    client = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
-    client.upload_file(path, bucket, key)
+# The boto3 side of the one-file put: `python -c BOTO3_PUT PATH BUCKET KEY`, a program
+# that imports boto3 and nothing of the benchmark's (path-style, environment's endpoint
+# and keys), as a script using boto3 would.
+BOTO3_PUT = """
+import sys
+import boto3
+from botocore.config import Config
+client = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+client.upload_file(sys.argv[1], sys.argv[2], sys.argv[3])
+"""
 
 
 # ==== measuring ============================================================================
@@ -217,7 +214,7 @@ def cases(
     lookup = ["secret-tool", "lookup", "service", env["S3VAULT_KEYRING_SERVICE"]]
     lookup += ["username", "__index__"]
     put = ["put", str(tiny), f"s3://{BUCKET}/tiny", "--key", KEY]
-    worker = [py, str(THIS), WORKER, str(tiny), BUCKET, "tiny-plain"]
+    worker = [py, "-c", BOTO3_PUT, str(tiny), BUCKET, "tiny-plain"]
     without = [
         Case("python -c pass", [py, "-c", "pass"], env),
         Case("secret-tool lookup", lookup, env),
@@ -343,15 +340,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=6, help="imports listed per command")
     parser.add_argument("--tmpdir", type=Path, help="parent of the work directory")
     parser.add_argument("--json", action="store_true", help="JSON on stdout, report on stderr")
-    return parser.parse_args(argv)
+    # run_all.py passes every benchmark the same options (--size...): not ours, ignored.
+    args, ignored = parser.parse_known_args(argv)
+    if ignored:
+        print(f"bench_startup.py: ignoring {' '.join(ignored)}", file=sys.stderr)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == WORKER:
-        run_worker(*argv[1:])
-        return
-    args = parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     sigterm_as_interrupt()
     result = run(args)
     if args.json:
