@@ -16,7 +16,6 @@ from rich.table import Table
 from s3vault.cli.context import AppContext
 from s3vault.cli.key_migrate import migrate_command
 from s3vault.cli.output import confirm_or_abort, console, emit_json, err_console
-from s3vault.cli.recovery_input import read_kit
 from s3vault.errors import KeyMissingError, UsageError
 from s3vault.keys.manage import (
     MAX_KEY_FILE_BYTES,
@@ -190,6 +189,8 @@ def import_command(
     if recovery:
         if kind is not None or key_id is not None:
             raise UsageError("--recovery reads the key's type from the kit: leave out --type")
+        from s3vault.cli.recovery_input import read_kit  # only here: the kit's reader
+
         kit = read_kit(source)
         key, created = kit.key(name), kit.created
         note = ", from a recovery kit"

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import platformdirs
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from s3vault.config.model import Config, KeyringSettings, KeystoreSettings
@@ -134,6 +133,8 @@ def _invalid(
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    import yaml  # here: with no config file (defaults and variables), not needed
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -153,7 +154,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: Exception) -> str:
     """Where and what the YAML error is, on one line (PyYAML's text spans several)."""
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
