@@ -14,7 +14,7 @@ import keyring
 import pytest
 from cryptography.hazmat.primitives import serialization
 from keyring.backend import KeyringBackend
-from keyring.backends import SecretService, chainer, fail, null
+from keyring.backends import chainer, fail, null
 from services import bus_connections
 
 from s3vault.embedded.keyring_session import PrivateKeyring
@@ -70,7 +70,10 @@ def entries(service: str) -> list[str]:
 
 
 def test_the_session_keyring_is_a_real_secret_service(store: KeyStore) -> None:
-    assert isinstance(store.backend, SecretService.Keyring)
+    # Ours (keys/secret_service.py), chosen without keyring's backend discovery.
+    assert isinstance(store.backend, SecretServiceKeyring)
+    store.put(AesKey("real", os.urandom(32)))
+    assert "real" in entries(store.service)  # an item of the Secret Service itself
 
 
 def test_the_store_keeps_one_connection_to_the_secret_service(
@@ -464,7 +467,7 @@ def test_the_fail_backend_chosen_by_keyring_is_refused(keyring_service: str) -> 
 
 @pytest.mark.services  # the Secret Service must be on the session bus
 def test_a_chainer_is_narrowed_to_the_os_keyring() -> None:
-    assert isinstance(usable_backend(chainer.ChainerBackend()), SecretService.Keyring)
+    assert isinstance(usable_backend(chainer.ChainerBackend()), SecretServiceKeyring)
 
 
 def test_no_dbus_is_a_clear_error(run_cli, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from services import MotoKMS, SessionServices
 from s3vault.embedded.keyring_session import PrivateKeyring, keyring_available
 from s3vault.embedded.seaweed import LocalS3
 from s3vault.keys.backend import usable_backend
+from s3vault.keys.secret_service import SecretServiceKeyring
 
 # Some tests here start services of their own rather than using the session's.
 pytestmark = pytest.mark.services
@@ -93,7 +94,7 @@ def test_keyring_round_trip_on_the_private_secret_service(keyring_service):
     # Other test modules define keyring backends of their own (keyring registers every
     # subclass), which can make keyring pick a chainer; what s3vault uses is its OS part.
     backend = usable_backend(keyring.get_keyring())
-    assert isinstance(backend, keyring.backends.SecretService.Keyring)
+    assert isinstance(backend, SecretServiceKeyring)
     assert keyring_available()
     backend.set_password(keyring_service, "laptop-2026", "c2VjcmV0")
     assert backend.get_password(keyring_service, "laptop-2026") == "c2VjcmV0"

@@ -33,9 +33,16 @@ class AppContext:
 
     @cached_property
     def keystore(self) -> KeyStore:
-        from s3vault.keys.open import keystore_from_config
+        from s3vault.keys.open import keystore_from_config, keystore_from_settings
 
-        return keystore_from_config(self.config, ask_passphrase)
+        if "config" in self.__dict__:  # already read and checked whole
+            return keystore_from_config(self.config, ask_passphrase)
+        # The two sections a key store needs, not the whole file: a key command then
+        # builds no validator for folders, transfers or the agent (start-up time).
+        from s3vault.config.load import load_key_settings
+
+        settings = load_key_settings(self.config_path)
+        return keystore_from_settings(settings.keyring, settings.keystore, ask_passphrase)
 
     @cached_property
     def vault(self) -> Vault:

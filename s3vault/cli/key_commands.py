@@ -16,7 +16,6 @@ from rich.table import Table
 from s3vault.cli.context import AppContext
 from s3vault.cli.key_migrate import migrate_command
 from s3vault.cli.output import confirm_or_abort, console, emit_json, err_console
-from s3vault.cli.recovery_input import read_kit
 from s3vault.errors import KeyMissingError, UsageError
 from s3vault.keys.manage import (
     MAX_KEY_FILE_BYTES,
@@ -34,7 +33,6 @@ from s3vault.keys.manage import (
 )
 from s3vault.keys.material import GENERATE_TYPES, KmsKey, MasterKey, validate_name
 from s3vault.keys.store import KeyInfo, KeyStore
-from s3vault.vault.key_users import key_places, refuse_if_key_in_use
 
 
 def _store(ctx: click.Context) -> KeyStore:
@@ -191,6 +189,8 @@ def import_command(
     if recovery:
         if kind is not None or key_id is not None:
             raise UsageError("--recovery reads the key's type from the kit: leave out --type")
+        from s3vault.cli.recovery_input import read_kit  # only here: the kit's reader
+
         kit = read_kit(source)
         key, created = kit.key(name), kit.created
         note = ", from a recovery kit"
@@ -407,6 +407,10 @@ def _report_delete(name: str, gone: KeyInfo | None, result: str, *, as_json: boo
 def _refuse_if_still_used(app: AppContext, name: str, checks: tuple[str, ...], scan: bool) -> None:
     """ConflictError while a synced folder uses key ``name`` or, with ``scan``, objects
     in the configured buckets, the folders' prefixes or the --check places name it."""
+    # Here, not at the top: the vault brings boto3, which the other key commands
+    # (`key list` first) never need.
+    from s3vault.vault.key_users import key_places, refuse_if_key_in_use
+
     config = app.config
     places = key_places(config, checks)
     if not refuse_if_key_in_use(config, lambda: app.vault, name, places, scan=scan):

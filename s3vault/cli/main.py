@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,12 @@ Exit codes: 0 ok, 1 unexpected error, 2 usage or config error, 3 not found,
 class LazyGroup(click.Group):
     """Imports a command's module only when that command runs.
 
-    `s3vault key list` then never imports boto3, and every run starts faster.
+    `s3vault key list` then never imports boto3, and every run starts faster. The
+    command list of ``--help`` comes from the summaries in `COMMANDS` (a test checks
+    them against the commands' own), so that ``s3vault --help`` imports none of them.
     """
 
-    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, lazy: dict[str, LazyCommand], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lazy = lazy
 
@@ -56,33 +59,119 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self._lazy:
-            module_name, _, attribute = self._lazy[cmd_name].partition(":")
+            module_name, _, attribute = self._lazy[cmd_name].target.partition(":")
             command = getattr(importlib.import_module(module_name), attribute)
             assert isinstance(command, click.Command)
             return command
         return super().get_command(ctx, cmd_name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's own list of commands, from the summaries instead of the commands."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in self._lazy:
+                # A stand-in command: click shortens its help as it would the real one's.
+                stand_in = click.Command(name, help=self._lazy[name].summary)
+                summary = stand_in.get_short_help_str(limit)
+            else:
+                command = super().get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                summary = command.get_short_help_str(limit)
+            rows.append((name, summary))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@dataclass(frozen=True)
+class LazyCommand:
+    target: str
+    """``module:attribute`` of the click command."""
+    summary: str
+    """Its one-line help, as ``--help`` lists it (the command's own, checked by a test)."""
+
 
 COMMANDS = {
-    "put": "s3vault.cli.object_commands:put",
-    "get": "s3vault.cli.object_commands:get",
-    "inspect": "s3vault.cli.object_commands:inspect",
-    "ls": "s3vault.cli.object_commands:ls",
-    "rm": "s3vault.cli.object_commands:rm",
-    "sync": "s3vault.cli.sync_commands:sync",
-    "restore": "s3vault.cli.sync_commands:restore",
-    "rotate": "s3vault.cli.rotate_command:rotate",
-    "key": "s3vault.cli.key_commands:key_group",
-    "config": "s3vault.cli.config_commands:config_group",
-    "demo": "s3vault.cli.demo_command:demo",
-    "gui": "s3vault.cli.gui_command:gui",
-    "agent": "s3vault.cli.agent_commands:agent",
-    "status": "s3vault.cli.agent_commands:status",
-    "pause": "s3vault.cli.agent_commands:pause",
-    "resume": "s3vault.cli.agent_commands:resume",
-    "sync-now": "s3vault.cli.agent_commands:sync_now",
-    "stop": "s3vault.cli.agent_commands:stop",
-    "service": "s3vault.cli.service_command:service",
+    "put": LazyCommand(
+        "s3vault.cli.object_commands:put", "Encrypt LOCAL and upload it to s3://BUCKET/KEY."
+    ),
+    "get": LazyCommand(
+        "s3vault.cli.object_commands:get",
+        "Download s3://BUCKET/KEY and decrypt it to LOCAL ('-' for stdout).",
+    ),
+    "inspect": LazyCommand(
+        "s3vault.cli.object_commands:inspect",
+        "Show the envelope of s3://BUCKET/KEY, every field decoded, and its master key.",
+    ),
+    "ls": LazyCommand(
+        "s3vault.cli.object_commands:ls",
+        "List objects under s3://BUCKET[/PREFIX] with their format and master key.",
+    ),
+    "rm": LazyCommand(
+        "s3vault.cli.object_commands:rm",
+        "Delete s3://BUCKET/KEY and its instruction file (KEY+SUFFIX), if any.",
+    ),
+    "sync": LazyCommand(
+        "s3vault.cli.sync_commands:sync",
+        "Encrypt LOCAL_DIR into s3://BUCKET/PREFIX, once: upload what changed.",
+    ),
+    "restore": LazyCommand(
+        "s3vault.cli.sync_commands:restore",
+        "Decrypt every object under s3://BUCKET/PREFIX into LOCAL_DIR.",
+    ),
+    "rotate": LazyCommand(
+        "s3vault.cli.rotate_command:rotate",
+        "Give the object s3://BUCKET/KEY, or with --recursive every object under "
+        "s3://BUCKET/PREFIX, a new master key without moving its data.",
+    ),
+    "key": LazyCommand(
+        "s3vault.cli.key_commands:key_group",
+        "Manage master keys: AES and RSA keys in the OS keyring (or the keystore file), "
+        "references to AWS KMS keys.",
+    ),
+    "config": LazyCommand(
+        "s3vault.cli.config_commands:config_group",
+        "Inspect and validate the declarative config file.",
+    ),
+    "demo": LazyCommand(
+        "s3vault.cli.demo_command:demo",
+        "Run s3vault end to end on an embedded local S3 endpoint.",
+    ),
+    "gui": LazyCommand(
+        "s3vault.cli.gui_command:gui",
+        "Open the desktop app: folders, bucket browser, envelopes, keys, tray icon.",
+    ),
+    "agent": LazyCommand(
+        "s3vault.cli.agent_commands:agent",
+        "Run the sync agent: keep every configured folder encrypted in S3.",
+    ),
+    "status": LazyCommand(
+        "s3vault.cli.agent_commands:status", "Show what the sync agent is doing."
+    ),
+    "pause": LazyCommand(
+        "s3vault.cli.agent_commands:pause",
+        "Pause syncing (changes are remembered and synced on resume).",
+    ),
+    "resume": LazyCommand(
+        "s3vault.cli.agent_commands:resume",
+        "Resume syncing after `pause` (of every folder, or with --folder of one).",
+    ),
+    "sync-now": LazyCommand(
+        "s3vault.cli.agent_commands:sync_now",
+        "Sync every folder (or one) in full now (with the S3 listing), without waiting.",
+    ),
+    "stop": LazyCommand(
+        "s3vault.cli.agent_commands:stop",
+        "Stop the agent (after the reconcile in progress), and wait until it has.",
+    ),
+    "service": LazyCommand(
+        "s3vault.cli.service_command:service",
+        "Run the sync agent as a systemd user service, the app at login.",
+    ),
 }
 
 

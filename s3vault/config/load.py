@@ -9,18 +9,19 @@ config dir (e.g. ``~/.config/s3vault/config.yaml``) when it exists.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import platformdirs
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from s3vault.config.model import Config
+from s3vault.config.model import Config, KeyringSettings, KeystoreSettings
 from s3vault.errors import ConfigError, NotFoundError
 
 ENV_PREFIX = "S3VAULT_"
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def default_config_path() -> Path:
@@ -47,11 +48,63 @@ def load_config(explicit: Path | None = None, environ: Mapping[str, str] = os.en
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise _invalid(exc, path, from_env) from None
+        raise _invalid(_problems(exc), path, from_env) from None
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """The two sections that say where the master keys are."""
+
+    keyring: KeyringSettings
+    keystore: KeystoreSettings
+
+
+def load_key_settings(
+    explicit: Path | None = None, environ: Mapping[str, str] = os.environ
+) -> KeySettings:
+    """The ``keyring`` and ``keystore`` sections only, from the same file and variables
+    as `load_config`, with the same errors (ConfigError, exit 2).
+
+    For the key commands that need nothing else (`key list`, `generate`, ...): the
+    other sections are not validated here, which spares building every model's
+    validator (the largest part of such a command's start-up); an unknown top-level
+    name is still an error. `s3vault config validate` and every other command check
+    the whole file.
+    """
+    path = config_path(explicit, environ)
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_file(path)
+    from_env = _apply_env(data, environ)
+    problems = [
+        (name, "Extra inputs are not permitted") for name in data if name not in Config.model_fields
+    ]
+    keyring = _section(data, "keyring", KeyringSettings, problems)
+    keystore = _section(data, "keystore", KeystoreSettings, problems)
+    if keyring is None or keystore is None or problems:
+        raise _invalid(problems, path, from_env)
+    return KeySettings(keyring=keyring, keystore=keystore)
+
+
+def _section(
+    data: dict[str, Any], name: str, model: type[_M], problems: list[tuple[str, str]]
+) -> _M | None:
+    """Section ``name`` of ``data`` validated by ``model``; None and ``problems`` added
+    (located as in the whole file) if it is not valid."""
+    try:
+        return model.model_validate(data.get(name, {}))
+    except ValidationError as exc:
+        problems += [(f"{name}.{where}" if where else name, why) for where, why in _problems(exc)]
+        return None
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """pydantic's errors as (dotted location, message); a model-wide one has no location."""
+    return [(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
 
 
 def _invalid(
-    exc: ValidationError, path: Path | None, from_env: dict[tuple[str, str], str]
+    problems: Iterable[tuple[str, str]], path: Path | None, from_env: dict[tuple[str, str], str]
 ) -> ConfigError:
     """The validation errors, each blamed on where its value came from.
 
@@ -60,13 +113,13 @@ def _invalid(
     """
     in_file: list[str] = []
     in_env: list[str] = []
-    for err in exc.errors():
-        loc = tuple(str(p) for p in err["loc"])
+    for where, msg in problems:
+        loc = tuple(where.split(".")) if where else ()
         variable = from_env.get((loc[0], loc[1])) if len(loc) >= 2 else None
         if variable is not None:
-            in_env.append(f"{variable}: {err['msg']}")
+            in_env.append(f"{variable}: {msg}")
         else:
-            in_file.append(f"{'.'.join(loc)}: {err['msg']}")
+            in_file.append(f"{where}: {msg}")
     parts = []
     if in_env:
         parts.append("invalid environment variable " + "; ".join(in_env))
@@ -80,6 +133,8 @@ def _invalid(
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    import yaml  # here: with no config file (defaults and variables), not needed
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -99,7 +154,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: Exception) -> str:
     """Where and what the YAML error is, on one line (PyYAML's text spans several)."""
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

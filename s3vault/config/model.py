@@ -23,7 +23,9 @@ GiB = 1024 * MiB
 
 class _Section(BaseModel):
     # Unknown keys are an error: a typo in a provisioning template must not be ignored.
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: a model's validator is built when it first validates, so a command
+    # that reads one section (`key list`: keyring, keystore) does not build them all.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class S3Settings(_Section):

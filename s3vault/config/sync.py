@@ -150,7 +150,8 @@ Rate = Annotated[
 
 class _Section(BaseModel):
     # Unknown keys are an error: a typo in a provisioning template must not be ignored.
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: built on first validation (see config.model).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # ---- folders -------------------------------------------------------------------------

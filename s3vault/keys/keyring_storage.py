@@ -24,17 +24,25 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
-
-import keyring
-import keyring.errors
-from keyring.backend import KeyringBackend
+from typing import TYPE_CHECKING
 
 from s3vault.errors import UsageError
-from s3vault.keys.backend import keyring_error, secret_service_backend, usable_backend
+from s3vault.keys.backend import (
+    PasswordBackend,
+    default_backend,
+    is_keyring_failure,
+    is_missing_entry,
+    keyring_error,
+    secret_service_backend,
+    usable_backend,
+)
 from s3vault.keys.lock import WriteLock, keyring_lock_path
 from s3vault.keys.storage import DamagedRecordError, Record
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 RECORD_VERSION = 1
 # Characters per keyring entry: under Windows' 1,280 with room for the JSON around it.
@@ -53,8 +61,9 @@ class _Layout:
 class KeyringStorage:
     """Records in the OS keyring under ``service``.
 
-    ``backend`` defaults to `keyring.get_keyring()`; it is resolved and checked on first
-    use, so building one never touches D-Bus.
+    ``backend`` defaults to the Secret Service when nobody chose another one (see
+    `keys.backend.secret_service_backend`), else `keyring.get_keyring()`; it is
+    resolved and checked on first use, so building one never touches D-Bus.
     """
 
     where = "the keyring"
@@ -64,7 +73,7 @@ class KeyringStorage:
             raise UsageError(f"invalid keyring service name {service!r}")
         self.service = service
         self._requested = backend
-        self._backend: KeyringBackend | None = None
+        self._backend: PasswordBackend | None = None
         self._lock = WriteLock(keyring_lock_path(service), what="the keyring's keys")
         # Per thread: where the parts of each entry read in the current transaction
         # are, so a rewrite uses the other slot. Cleared when a transaction starts
@@ -200,23 +209,23 @@ class KeyringStorage:
     # --- the keyring, with its errors translated ----------------------------------
 
     @property
-    def backend(self) -> KeyringBackend:
+    def backend(self) -> PasswordBackend:
         if self._backend is None:
             with self._errors("open the keyring"):
-                requested = self._requested or secret_service_backend() or keyring.get_keyring()
+                requested = self._requested or secret_service_backend() or default_backend()
             self._backend = usable_backend(requested)
         return self._backend
 
     @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
+    def _errors(self, action: str, *, missing_ok: bool = False) -> Iterator[None]:
+        """The keyring libraries' failures as KeyringUnavailableError; anything else is
+        a bug, re-raised. ``missing_ok``: "no such entry" is not an error."""
         try:
             yield
-        except (keyring.errors.KeyringError, OSError) as exc:
-            raise keyring_error(exc, action) from None
         except Exception as exc:
-            # secretstorage/jeepney raise their own classes (not KeyringError) for a
-            # vanished D-Bus or a dismissed prompt; anything else is a bug, re-raised.
-            if type(exc).__module__.split(".")[0] in {"secretstorage", "jeepney", "dbus"}:
+            if missing_ok and is_missing_entry(exc):
+                return
+            if is_keyring_failure(exc):
                 raise keyring_error(exc, action) from None
             raise
 
@@ -233,11 +242,7 @@ class KeyringStorage:
     def _delete(self, username: str) -> None:
         backend = self.backend
         # PasswordDeleteError means "no such entry": the entry is gone either way.
-        with (
-            _KEYRING_CALLS,
-            self._errors("delete from it"),
-            suppress(keyring.errors.PasswordDeleteError),
-        ):
+        with _KEYRING_CALLS, self._errors("delete from it", missing_ok=True):
             backend.delete_password(self.service, username)
 
 

@@ -13,11 +13,14 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
-from filelock import FileLock, Timeout
 
 from s3vault.errors import ConflictError, local_error
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 LOCK_TIMEOUT = 120.0
 """Seconds a writer waits for another: a key-store write takes well under a second, so
@@ -51,13 +54,24 @@ class WriteLock:
     def __init__(self, path: Path, *, what: str) -> None:
         self.path = path
         self._what = what
-        # mode: the file is created 0600. thread_local (the default): each thread has its
-        # own descriptor, so two threads of one process exclude each other like two
-        # processes do.
-        self._lock = FileLock(path, mode=0o600, timeout=LOCK_TIMEOUT)
+        self._file_lock: FileLock | None = None
+
+    @property
+    def _lock(self) -> FileLock:
+        """Made on first use: readers take no lock, so `key list` never imports filelock."""
+        if self._file_lock is None:
+            from filelock import FileLock
+
+            # mode: the file is created 0600. thread_local (the default): each thread has
+            # its own descriptor, so two threads of one process exclude each other like
+            # two processes do.
+            self._file_lock = FileLock(self.path, mode=0o600, timeout=LOCK_TIMEOUT)
+        return self._file_lock
 
     @contextmanager
     def held(self) -> Iterator[None]:
+        from filelock import Timeout
+
         if not self._lock.is_locked:
             private_dir(self.path.parent)
         try:

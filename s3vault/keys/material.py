@@ -15,12 +15,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import ClassVar, Literal, TypeAlias
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
 
 from s3vault.errors import RefusedError, UsageError
+
+if TYPE_CHECKING:
+    # cryptography's RSA and serialization are imported where they are used: `key
+    # list` and an AES key's commands never need them.
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 KeyType: TypeAlias = Literal["aes", "rsa", "kms"]
 GenerateType: TypeAlias = Literal["aes256", "rsa2048", "rsa3072", "rsa4096"]
@@ -104,12 +106,16 @@ class RsaKey:
     @property
     def fingerprint(self) -> str:
         """First 16 hex digits of the SHA-256 of the DER SubjectPublicKeyInfo."""
+        from cryptography.hazmat.primitives import serialization
+
         spki = self.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         return _short_hash(spki)
 
     def pkcs8_der(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self._private.private_bytes(
             serialization.Encoding.DER,
             serialization.PrivateFormat.PKCS8,
@@ -219,6 +225,9 @@ def parse_rsa(name: str, data: bytes) -> RsaKey:
 
 
 def _load_rsa_private(data: bytes) -> rsa.RSAPrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     if b"ENCRYPTED" in data:
         raise UsageError(
             "the RSA private key is protected by a passphrase",
@@ -244,6 +253,8 @@ def _load_rsa_private(data: bytes) -> rsa.RSAPrivateKey:
 
 
 def _to_pkcs8_pem(key: rsa.RSAPrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -277,6 +288,8 @@ def generate_key(name: str, kind: GenerateType = "aes256") -> AesKey | RsaKey:
     if kind == "aes256":
         return AesKey(name, os.urandom(32))
     if kind in ("rsa2048", "rsa3072", "rsa4096"):
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         private = rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
         return RsaKey(name, _to_pkcs8_pem(private))
     raise UsageError(f"unknown key type {kind!r}: choose one of {', '.join(GENERATE_TYPES)}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from s3vault.config.model import Config
-from s3vault.keys.file_storage import FileStorage
-from s3vault.keys.passphrase import AskPassphrase, PassphraseSource
 from s3vault.keys.store import KeyStore
+
+if TYPE_CHECKING:
+    from s3vault.config.model import Config, KeyringSettings, KeystoreSettings
+    from s3vault.keys.passphrase import AskPassphrase
 
 StoreType = Literal["keyring", "file"]
 
@@ -25,8 +26,25 @@ def keystore_from_config(
     the configured source, else from ``ask_passphrase`` (a face's prompt). Nothing is
     opened here: the first read does it.
     """
-    chosen = store_type or config.keystore.type
+    return keystore_from_settings(
+        config.keyring, config.keystore, ask_passphrase, store_type=store_type
+    )
+
+
+def keystore_from_settings(
+    keyring: KeyringSettings,
+    keystore: KeystoreSettings,
+    ask_passphrase: AskPassphrase | None = None,
+    *,
+    store_type: StoreType | None = None,
+) -> KeyStore:
+    """`keystore_from_config` from the two sections it reads (`config.load.load_key_settings`)."""
+    chosen = store_type or keystore.type
     if chosen == "keyring":
-        return KeyStore(service=config.keyring.service)
-    source = PassphraseSource.from_settings(config.keystore, ask_passphrase)
-    return KeyStore(storage=FileStorage(config.keystore.file_path(), source))
+        return KeyStore(service=keyring.service)
+    # Only here: the file keystore's cipher and KDF are not needed for the keyring.
+    from s3vault.keys.file_storage import FileStorage
+    from s3vault.keys.passphrase import PassphraseSource
+
+    source = PassphraseSource.from_settings(keystore, ask_passphrase)
+    return KeyStore(storage=FileStorage(keystore.file_path(), source))

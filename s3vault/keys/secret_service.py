@@ -19,6 +19,15 @@ so a keyring restarted at the next login is found again), whose first request is
 method call (``ReadAlias``); and the default collection opened by its real path,
 never through the alias, whose lookup races the same way.
 
+Not a subclass of `keyring`'s backend: importing `keyring` costs about 55 ms (its
+backend module pulls in jaraco.context, urllib.request, ssl, tarfile), a third of the
+start-up budget of `s3vault key list`. The class below makes the same calls with the
+same item attributes (``service``, ``username``, ``application: Python keyring
+library``, keyring's "default" scheme, or the scheme and application of the keyring
+backend it replaces), so entries written by either are read by the other. Its errors
+are `keyring.errors`' classes all the same (imported when one is raised), so callers
+catch one set of exceptions.
+
 Not thread-safe, like jeepney's blocking connection under it: callers serialise
 their calls (`KeyringStorage` holds one lock around every keyring call of the process).
 An item deleted by another process between a search and the read of its secret is
@@ -32,26 +41,50 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, ClassVar
-
-from keyring.backends import SecretService
-from keyring.errors import InitError, KeyringLocked, PasswordDeleteError
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from jeepney.io.blocking import DBusConnection
-    from secretstorage import Collection
+    from secretstorage import Collection, Item
 
 _BUS_NAME = "org.freedesktop.secrets"
 _DEFAULT_ALIAS = "default"
 _NO_OBJECT = "/"
 _RACE_RETRIES = 3
+# keyring's SecretService backend: its application id and its attribute schemes.
+_APPID = "Python keyring library"
+_SCHEMES = {
+    "default": {"username": "username", "service": "service"},
+    "KeePassXC": {"username": "UserName", "service": "Title"},
+}
 
 
-class SecretServiceKeyring(SecretService.Keyring):  # type: ignore[misc]
-    """`keyring`'s Secret Service backend over one kept connection (module docstring)."""
+class SecretServiceKeyring:
+    """The Secret Service over one kept connection (module docstring): `get_password`,
+    `set_password` and `delete_password`, as `keyring`'s backends have them."""
+
+    appid = _APPID
+    scheme = "default"
+    preferred_collection: str | None = None
+    """A collection's D-Bus path, as keyring's config file or KEYRING_PROPERTY_* set it."""
 
     _connections: ClassVar[dict[str, DBusConnection]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scheme={self.scheme!r})"
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether a Secret Service runs (or can be started) on the session bus, asked
+        of the bus itself (`keyring`'s viability test): never raises."""
+        import secretstorage
+
+        try:
+            return bool(secretstorage.check_service_availability(cls._connection()))
+        except Exception:  # no bus, a refused connection: not available
+            cls.forget_connection()
+            return False
 
     def get_preferred_collection(self) -> Collection:
         import secretstorage
@@ -61,7 +94,7 @@ class SecretServiceKeyring(SecretService.Keyring):  # type: ignore[misc]
             # The first request on a new connection must be a method call.
             path = _read_default_alias(connection)
             # A collection chosen in keyring's config file, as keyring's backend does.
-            path = getattr(self, "preferred_collection", None) or path
+            path = self.preferred_collection or path
             if path == _NO_OBJECT:
                 # No default collection yet (a fresh keyring): make one, as keyring does.
                 collection = secretstorage.create_collection(connection, "Default", _DEFAULT_ALIAS)
@@ -69,19 +102,23 @@ class SecretServiceKeyring(SecretService.Keyring):  # type: ignore[misc]
                 collection = secretstorage.Collection(connection, path)
         except secretstorage.exceptions.SecretStorageException as exc:
             self.forget_connection()
+            from keyring.errors import InitError
+
             raise InitError(f"Failed to open the collection: {exc}.") from exc
         if collection.is_locked():
             collection.unlock()
             if collection.is_locked():  # the user dismissed the prompt
-                raise KeyringLocked("Failed to unlock the collection!")
+                raise _locked("Failed to unlock the collection!")
         return collection
 
     @classmethod
-    def replacing(cls, backend: SecretService.Keyring) -> SecretServiceKeyring:
-        """This backend in place of keyring's, keeping its configured collection."""
+    def replacing(cls, backend: Any) -> SecretServiceKeyring:
+        """This backend in place of keyring's, keeping its configured collection,
+        attribute scheme and application id."""
         ours = cls()
-        if hasattr(backend, "preferred_collection"):
-            ours.preferred_collection = backend.preferred_collection  # type: ignore[attr-defined]
+        for name in ("preferred_collection", "scheme", "appid"):
+            if hasattr(backend, name):
+                setattr(ours, name, getattr(backend, name))
         return ours
 
     # keyring's own get/set/delete close the connection after each call: these are
@@ -95,7 +132,7 @@ class SecretServiceKeyring(SecretService.Keyring):  # type: ignore[misc]
             for attempt in range(_RACE_RETRIES):
                 try:
                     for item in collection.search_items(self._query(service, username)):
-                        self.unlock(item)
+                        _unlock(item)
                         return str(item.get_secret().decode("utf-8"))
                     return None
                 except ItemNotFoundException:
@@ -123,7 +160,13 @@ class SecretServiceKeyring(SecretService.Keyring):  # type: ignore[misc]
                 except ItemNotFoundException:
                     break  # deleted by another process since our search: gone either way
                 return
+            from keyring.errors import PasswordDeleteError
+
             raise PasswordDeleteError("No such password!")
+
+    def _query(self, service: str, username: str, **more: str) -> dict[str, str]:
+        scheme = _SCHEMES[self.scheme]
+        return {scheme["username"]: username, scheme["service"]: service, **more}
 
     # ---- the connection ----------------------------------------------------------
 
@@ -156,11 +199,25 @@ class SecretServiceKeyring(SecretService.Keyring):  # type: ignore[misc]
         unlock prompt: the connection is fine then."""
         try:
             yield
-        except (PasswordDeleteError, KeyringLocked):
+        except Exception as exc:
+            # "No such entry" and a dismissed unlock prompt (keyring's classes, by name:
+            # keyring.errors is imported only when one is raised).
+            if type(exc).__name__ not in {"PasswordDeleteError", "KeyringLocked"}:
+                self.forget_connection()
             raise
-        except Exception:
-            self.forget_connection()
-            raise
+
+
+def _unlock(item: Item) -> None:
+    """Unlock ``item`` (a prompt, if the service shows one); KeyringLocked if it stays locked."""
+    item.unlock()
+    if item.is_locked():  # the user dismissed the prompt
+        raise _locked("Failed to unlock the item!")
+
+
+def _locked(message: str) -> Exception:
+    from keyring.errors import KeyringLocked
+
+    return KeyringLocked(message)
 
 
 def _read_default_alias(connection: DBusConnection) -> str:

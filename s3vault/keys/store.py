@@ -21,9 +21,7 @@ import base64
 import builtins
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
-
-from keyring.backend import KeyringBackend
+from typing import TYPE_CHECKING, Any, Literal
 
 from s3vault.errors import (
     ConflictError,
@@ -41,6 +39,11 @@ from s3vault.keys.material import (
     validate_name,
 )
 from s3vault.keys.storage import DamagedRecordError, Record, Storage, TornRecordError
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
+
+    from s3vault.keys.backend import PasswordBackend
 
 INDEX = "__index__"
 
@@ -94,7 +97,7 @@ class KeyStore:
         return self._keyring().service
 
     @property
-    def backend(self) -> KeyringBackend:
+    def backend(self) -> PasswordBackend:
         """The OS keyring backend (keyring store only), resolved on first use."""
         return self._keyring().backend
 
