@@ -114,7 +114,11 @@ class PutBatch:
         self, request: PutRequest, part: PutRequest, attempt: int, written: Written | None
     ) -> None:
         """Send ``part`` (``request`` itself, or its ``then`` once ``written``)."""
-        sent = asyncio.ensure_future(self.put_once(part))
+        try:
+            sent = asyncio.ensure_future(self.put_once(part))
+        except BaseException as exc:
+            self._abandon(exc)
+            return
         sent.add_done_callback(
             lambda future: self._answered(request, part, attempt, written, future)
         )
@@ -131,23 +135,16 @@ class PutBatch:
         stored: Written | None = None
         if future.cancelled():
             error = UnreachableError(f"the request for {s3_url(part.bucket, part.key)} was cut")
+        elif future.exception() is None:
+            stored = future.result()
         elif isinstance(future.exception(), S3VaultError):
             error = future.exception()  # type: ignore[assignment]
-        elif future.exception() is not None:
-            self._finish(PutOutcome(request, written))
-            self.failure = self.failure or future.exception()
+        else:  # not an S3 failure but a bug: raised once the others are done
+            self._abandon(future.exception())  # type: ignore[arg-type]
             return
-        else:
-            stored = future.result()
         if isinstance(error, UnreachableError) and attempt < self.attempts:
-            self.loop.call_later(
-                self.backoff * 2 ** (attempt - 1),
-                self._attempt,
-                request,
-                part,
-                attempt + 1,
-                written,
-            )
+            delay = self.backoff * 2 ** (attempt - 1)
+            self.loop.call_later(delay, self._attempt, request, part, attempt + 1, written)
         elif part is not request:  # the follow-up: the request ends either way
             self._finish(PutOutcome(request, written, error))
         elif error is not None:
@@ -163,4 +160,11 @@ class PutBatch:
             self.on_done(outcome)
         except BaseException as exc:
             self.failure = self.failure or exc
+        self.fill()
+
+    def _abandon(self, exc: BaseException) -> None:
+        """A request ends with an exception that is no S3 failure: not reported, and
+        raised by `NativeS3.put_many` once the others on the wire are done."""
+        self.running -= 1
+        self.failure = self.failure or exc
         self.fill()
