@@ -293,7 +293,13 @@ class NativeS3:
                 return
             written.set_result(Written(etag=quoted(etag), version_id=result.get("version")))
 
-        def send(_: object = None) -> None:
+        def send(waited: asyncio.Future[Any] | None = None) -> None:
+            if waited is not None and (waited.cancelled() or waited.exception() is not None):
+                if waited.cancelled():
+                    written.cancel()
+                else:
+                    written.set_exception(waited.exception())  # type: ignore[arg-type]
+                return
             try:
                 # Already a future (pyo3's): ensure_future only tells mypy so.
                 sent = asyncio.ensure_future(
