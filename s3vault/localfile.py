@@ -20,7 +20,7 @@ def same_file_state(before: os.stat_result, after: os.stat_result) -> bool:
     )
 
 
-def changed_since(path: Path, before: os.stat_result) -> bool:
+def changed_since(path: str | Path, before: os.stat_result) -> bool:
     """Whether ``path`` is no longer the file ``before`` describes (changed or gone)."""
     try:
         after = os.stat(path)

@@ -97,6 +97,33 @@ def test_chunking_gives_one_shot_ciphertext(version: Version, seed: int) -> None
 
 
 @pytest.mark.parametrize("version", [Version.V2, Version.V3])
+@pytest.mark.parametrize("size", [0, 1, 4096, 70_000])
+def test_a_body_encrypted_whole_equals_the_streamed_one_and_decrypts(
+    version: Version, size: int
+) -> None:
+    plaintext = PLAINTEXT[:size]
+    enc = start_encryption(version, DATA_KEY)
+    body = enc.encrypt_whole(plaintext)
+    env = envelope_for(enc)
+    assert body == one_shot(env, plaintext)
+    assert decrypt(start_decryption(env, DATA_KEY), [body]) == plaintext
+
+
+def test_an_encryptor_that_sealed_a_whole_body_refuses_any_more() -> None:
+    """Its key and IV were used: a second body under them would break GCM."""
+    enc = start_encryption(Version.V2, DATA_KEY)
+    enc.encrypt_whole(b"first")
+    with pytest.raises(ValueError, match="sealed its whole body"):
+        enc.update(b"second")
+    with pytest.raises(ValueError, match="has not started"):
+        enc.encrypt_whole(b"second")
+    streaming = start_encryption(Version.V2, DATA_KEY)
+    streaming.update(b"part")
+    with pytest.raises(ValueError, match="has not started"):
+        streaming.encrypt_whole(b"rest")
+
+
+@pytest.mark.parametrize("version", [Version.V2, Version.V3])
 @pytest.mark.parametrize("seed", range(5))
 def test_decrypt_any_split(version: Version, seed: int) -> None:
     env, body = encrypt(version, PLAINTEXT)

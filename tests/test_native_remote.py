@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from obstore.exceptions import GenericError
@@ -140,6 +141,27 @@ def test_an_exception_in_on_done_stops_after_the_requests_in_flight(native, buck
         native.put_many(requests(), on_done, in_flight=4)
     assert len(pulled) < 100  # it stopped taking new requests
     assert len(seen) == len(pulled)  # and every request sent was reported
+
+
+def test_a_failure_that_is_no_s3_error_is_raised_after_the_requests_in_flight(
+    native, bucket, s3_client, monkeypatch
+):
+    real = NativeS3._put_once
+
+    async def broken(self: NativeS3, request: PutRequest) -> Any:
+        if request.key == "bug/3":
+            raise RuntimeError("a bug, not an S3 answer")
+        return await real(self, request)
+
+    monkeypatch.setattr(NativeS3, "_put_once", broken)
+    seen: list[PutOutcome] = []
+    requests = (PutRequest(bucket, f"bug/{i}", b"x") for i in range(50))
+    with pytest.raises(RuntimeError, match="a bug"):
+        native.put_many(requests, seen.append, in_flight=4)
+    assert "bug/3" not in {o.request.key for o in seen}  # never reported as stored
+    assert len(seen) < 49 and all(o.error is None and o.written for o in seen)
+    stored = s3_client.list_objects_v2(Bucket=bucket, Prefix="bug/").get("Contents", [])
+    assert {o["Key"] for o in stored} == {o.request.key for o in seen}
 
 
 @pytest.mark.services  # the session's AWS credentials

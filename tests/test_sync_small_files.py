@@ -216,35 +216,16 @@ def test_a_file_changing_while_read_is_deferred(
     engine = make_engine(root, bucket, vault, state)
     busy = write(root, "busy.txt", b"first version")
     write(root, "calm.txt", b"calm")
-    real_open = open
+    real_read = small_files._read_fd
 
-    class WrittenWhileRead:
-        """The file object of busy.txt; someone appends between the stat and the read."""
-
-        def __init__(self, f: Any) -> None:
-            self._f = f
-
-        def __enter__(self) -> WrittenWhileRead:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self._f.close()
-
-        def fileno(self) -> int:
-            return self._f.fileno()
-
-        def read(self, n: int) -> bytes:
-            with real_open(busy, "ab") as other:
+    def read_fd(fd: int, want: int) -> bytes:
+        """Someone appends to busy.txt between the stat and the read."""
+        if os.path.samestat(os.fstat(fd), busy.stat()):
+            with open(busy, "ab") as other:
                 other.write(b", and more")
-            return self._f.read(n)
+        return real_read(fd, want)
 
-    def open_(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        f = real_open(file, mode, *args, **kwargs)
-        if isinstance(file, int) and os.path.samestat(os.fstat(file), busy.stat()):
-            return WrittenWhileRead(f)
-        return f
-
-    monkeypatch.setattr(small_files, "open", open_, raising=False)
+    monkeypatch.setattr(small_files, "_read_fd", read_fd)
     report = engine.reconcile()
     assert report.deferred == ["busy.txt"] and report.uploaded == 1 and report.errors == []
     assert keys(s3_client, bucket) == {PREFIX + "calm.txt"}
@@ -288,19 +269,20 @@ def test_state_rows_are_written_only_after_s3_confirmed(
     engine = make_engine(root, bucket, vault, state, envelope="instruction-file")
     for i in range(30):
         write(root, f"f{i}.txt", f"file {i}".encode())
-    real_record = state.record_synced
+    real_record = state.record_synced_many
     checked: list[str] = []
 
-    def record_synced(folder_id: str, file: Any) -> None:
-        key = PREFIX + file.path
-        # S3 already holds this very object, and its instruction file.
-        assert s3_client.head_object(Bucket=bucket, Key=key)["ETag"] == file.etag
-        s3_client.head_object(Bucket=bucket, Key=key + ".instruction")
-        assert [u.path for u in state.uploads(folder_id) if u.path == file.path]  # announced
-        checked.append(file.path)
-        real_record(folder_id, file)
+    def record_synced_many(folder_id: str, files: Any) -> None:
+        for file in files:
+            key = PREFIX + file.path
+            # S3 already holds this very object, and its instruction file.
+            assert s3_client.head_object(Bucket=bucket, Key=key)["ETag"] == file.etag
+            s3_client.head_object(Bucket=bucket, Key=key + ".instruction")
+            assert [u.path for u in state.uploads(folder_id) if u.path == file.path]  # announced
+            checked.append(file.path)
+        real_record(folder_id, files)
 
-    monkeypatch.setattr(state, "record_synced", record_synced)
+    monkeypatch.setattr(state, "record_synced_many", record_synced_many)
     report = engine.reconcile()
     assert report.uploaded == 30 and sorted(checked) == sorted(f"f{i}.txt" for i in range(30))
     assert state.uploads(engine.fid) == []

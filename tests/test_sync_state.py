@@ -143,6 +143,24 @@ def test_in_flight_uploads(db: StateDB) -> None:
     assert db.uploads(DOCS) == []
 
 
+def test_many_announcements_and_rows_are_written_like_single_ones(db: StateDB) -> None:
+    db.begin_uploads(DOCS, [InFlightUpload(p, f"docs/{p}", 1, 1, token=f"t-{p}") for p in "abc"])
+    assert {u.path: u.token for u in db.uploads(DOCS)} == {"a": "t-a", "b": "t-b", "c": "t-c"}
+    db.record_synced_many(DOCS, [synced("a"), synced("b", etag='"e2"')])
+    db.end_uploads(DOCS, ["c"])
+    assert db.uploads(DOCS) == []  # recorded or ended, every announcement is gone
+    assert {p: f.etag for p, f in db.all(DOCS).items()} == {"a": '"e1"', "b": '"e2"'}
+
+
+def test_many_rows_in_a_failed_transaction_are_all_left_out(db: StateDB) -> None:
+    db.begin_uploads(DOCS, [InFlightUpload(p, f"docs/{p}", 1, 1) for p in "ab"])
+    with pytest.raises(RuntimeError), db.transaction():
+        db.record_synced_many(DOCS, [synced("a"), synced("b")])
+        raise RuntimeError("crash before commit")
+    assert db.all(DOCS) == {}
+    assert {u.path for u in db.uploads(DOCS)} == {"a", "b"}  # still announced
+
+
 def test_folder_record(db: StateDB, tmp_path: Path) -> None:
     assert db.folder(DOCS) is None
     db.remember_folder(DOCS, tmp_path, "vault", "laptop/docs/", RootIdentity(64769, 1234))

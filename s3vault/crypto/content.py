@@ -17,11 +17,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import (
     AEADDecryptionContext,
+    AEADEncryptionContext,
     Cipher,
     CipherContext,
     algorithms,
     modes,
 )
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from s3vault.crypto.constants import (
     AES_KEY_SIZES,
@@ -131,16 +133,41 @@ class ContentEncryptor:
         self.iv: bytes | None = None if version is Version.V3 else iv
         self.message_id = message_id
         self.commitment = commitment
-        self._ctx = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
-        if aad is not None:
-            self._ctx.authenticate_additional_data(aad)
+        self._key, self._nonce, self._aad = key, iv, aad
+        # Made on the first `update`: a body sealed whole (`encrypt_whole`) never
+        # needs this streaming context, and building one costs more than a 4 KiB
+        # file's encryption.
+        self._context: AEADEncryptionContext | None = None
+        self._sealed_whole = False  # its key and IV are used: never again
         self._pushed = 0
-        self._out = _OutputBuffer()
+        self._out: _OutputBuffer | None = None
+
+    @property
+    def _ctx(self) -> AEADEncryptionContext:
+        if self._context is None:
+            if self._sealed_whole:
+                raise ValueError("this encryptor sealed its whole body already")
+            self._context = Cipher(algorithms.AES(self._key), modes.GCM(self._nonce)).encryptor()
+            if self._aad is not None:
+                self._context.authenticate_additional_data(self._aad)
+            self._out = _OutputBuffer()
+        return self._context
+
+    def encrypt_whole(self, data: bytes) -> bytes:
+        """The whole body at once: ciphertext of ``data`` then the tag, as `update`
+        then `finalize` would give. Only on an encryptor that has not started."""
+        if self._context is not None or self._sealed_whole:
+            raise ValueError("encrypt_whole needs an encryptor that has not started")
+        self._count(len(data))
+        self._sealed_whole = True
+        return AESGCM(self._key).encrypt(self._nonce, data, self._aad)
 
     def update(self, data: bytes) -> bytes:
         """Ciphertext for ``data`` (same length). RefusedError past the GCM limit."""
         self._count(len(data))
-        return self._out.run(self._ctx, data)
+        ctx = self._ctx
+        assert self._out is not None  # made with the context
+        return self._out.run(ctx, data)
 
     def encrypt_into(self, data: bytes | bytearray | memoryview, out: memoryview) -> None:
         """Write the ciphertext of ``data`` into ``out[:len(data)]``, with no allocation.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.header
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -212,7 +213,7 @@ def render_envelope(env: Envelope) -> tuple[dict[str, str], dict[str, str] | Non
 
 def metadata_size(metadata: Mapping[str, str]) -> int:
     """Bytes S3 counts against its user-metadata limit: UTF-8 keys plus values."""
-    return sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
+    return len("".join(metadata).encode()) + len("".join(metadata.values()).encode())
 
 
 def check_metadata_size(metadata: Mapping[str, str]) -> None:
@@ -478,6 +479,12 @@ def _b64(value: bytes) -> str:
 
 
 def _json(value: Mapping[str, str]) -> str:
+    # Every object a run writes has the same description: rendered once.
+    return _json_of(tuple(value.items()))
+
+
+@functools.lru_cache(maxsize=64)
+def _json_of(items: tuple[tuple[str, str], ...]) -> str:
     # Compact, as Java/Ruby/Go write it (fewer metadata bytes); ensure_ascii keeps
     # non-ASCII descriptions as \\u escapes so S3 never double-encodes them.
-    return json.dumps(dict(value), separators=_COMPACT, ensure_ascii=True)
+    return json.dumps(dict(items), separators=_COMPACT, ensure_ascii=True)

@@ -7,11 +7,7 @@ reader that checks it cannot be shown different plaintexts under different keys.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-
-from cryptography.hazmat.primitives.hashes import SHA512
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from s3vault.crypto.constants import (
     COMMITMENT_BYTES,
@@ -22,6 +18,11 @@ from s3vault.crypto.constants import (
 
 _DEK_INFO = V3_SUITE_ID_BYTES + b"DERIVEKEY"
 _COMMIT_INFO = V3_SUITE_ID_BYTES + b"COMMITKEY"
+_SHA512_BYTES = 64
+# Both outputs fit in one SHA-512 block, so HKDF-Expand (RFC 5869) is its first
+# block alone: T(1) = HMAC(PRK, info || 0x01), truncated. One C call each instead of
+# cryptography's HKDFExpand objects: this runs once per object written.
+assert max(DATA_KEY_BYTES, COMMITMENT_BYTES) <= _SHA512_BYTES
 
 
 def derive_v3_keys(data_key: bytes, message_id: bytes) -> tuple[bytes, bytes]:
@@ -36,7 +37,7 @@ def derive_v3_keys(data_key: bytes, message_id: bytes) -> tuple[bytes, bytes]:
         raise ValueError(f"the message id must be {MESSAGE_ID_BYTES} bytes, not {len(message_id)}")
     # HKDF-Extract is HMAC with the salt as key; done by hand because the spec keeps
     # one PRK for two Expand calls, which cryptography's one-shot HKDF cannot do.
-    prk = hmac.new(message_id, data_key, hashlib.sha512).digest()
-    dek = HKDFExpand(SHA512(), DATA_KEY_BYTES, _DEK_INFO).derive(prk)
-    commitment = HKDFExpand(SHA512(), COMMITMENT_BYTES, _COMMIT_INFO).derive(prk)
+    prk = hmac.digest(message_id, data_key, "sha512")
+    dek = hmac.digest(prk, _DEK_INFO + b"\x01", "sha512")[:DATA_KEY_BYTES]
+    commitment = hmac.digest(prk, _COMMIT_INFO + b"\x01", "sha512")[:COMMITMENT_BYTES]
     return dek, commitment

@@ -21,8 +21,7 @@ import asyncio
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,6 +47,7 @@ from s3vault.errors import (
 )
 from s3vault.remote.errors import translate
 from s3vault.remote.objects import Written, quoted, s3_url
+from s3vault.remote.put_batch import PutBatch, PutOutcome, PutRequest
 from s3vault.remote.session import AwsSession
 from s3vault.remote.throttle import Throttle
 
@@ -57,57 +57,14 @@ if TYPE_CHECKING:
 IN_FLIGHT = 64
 """Requests on the wire at once: the measured sweet spot on loopback (2 cores)."""
 
-# Standard content headers obstore sends as such; any other attribute becomes
-# x-amz-meta-NAME, so user metadata must not use these names.
-_CONTENT_ATTRIBUTES = {
-    "content-disposition",
-    "content-encoding",
-    "content-language",
-    "content-type",
-    "cache-control",
-    "storage-class",
-}
 _STATUS = re.compile(r"status code: (\d{3})")
 _CODE = re.compile(r"<Code>([^<]+)</Code>")
 _MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 _HTTP_KIND = re.compile(r"HttpError \{\s*kind: (\w+)")  # in obstore's debug dump
 _AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn")
-
-
-@dataclass(frozen=True, slots=True)
-class PutRequest:
-    """One whole-object PUT. ``then`` is written after this one succeeded (its
-    instruction file, say), in the same slot; ``tag`` is the caller's, untouched."""
-
-    bucket: str
-    key: str
-    body: bytes
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    if_match: str | None = None
-    if_none_match: bool = False
-    content_type: str = "application/octet-stream"
-    then: PutRequest | None = None
-    tag: Any = None
-
-    def __post_init__(self) -> None:
-        if self.if_match is not None and self.if_none_match:
-            raise ValueError("if_match and if_none_match exclude each other")
-        if not _CONTENT_ATTRIBUTES.isdisjoint(map(str.lower, self.metadata)):
-            raise ValueError(f"user metadata may not use the names {sorted(_CONTENT_ATTRIBUTES)}")
-
-
-@dataclass(frozen=True, slots=True)
-class PutOutcome:
-    """What became of a `PutRequest`.
-
-    ``written`` is the request's own object (None if it failed); ``error`` the first
-    failure, of the request or of its ``then`` (written set, error set: the object
-    is stored but what had to follow it is not).
-    """
-
-    request: PutRequest
-    written: Written | None = None
-    error: S3VaultError | None = None
+# What object_store cannot address (see `supports_key`): a control character, a
+# leading or trailing "/", an empty segment, or a "." or ".." segment.
+_UNSUPPORTED_KEY = re.compile(r"[\x00-\x1f\x7f]|^/|/$|//|(?:^|/)\.{1,2}(?:/|$)")
 
 
 class Remote(Protocol):
@@ -124,11 +81,7 @@ def supports_key(key: str) -> bool:
     Its paths have no empty, ``.`` or ``..`` segments, no leading or trailing ``/``
     and no ASCII control characters; such keys must go through `S3Remote`.
     """
-    if not key or key.startswith("/") or key.endswith("/"):
-        return False
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
-        return False
-    return all(part not in ("", ".", "..") for part in key.split("/"))
+    return bool(key) and _UNSUPPORTED_KEY.search(key) is None
 
 
 class NativeS3:
@@ -289,63 +242,34 @@ class NativeS3:
         attempts: int,
         backoff: float,
     ) -> None:
-        slots = asyncio.Semaphore(in_flight)
-        running: set[asyncio.Task[None]] = set()
-        failures: list[BaseException] = []
-
-        async def one(request: PutRequest) -> None:
-            try:
-                on_done(await self._outcome(request, attempts, backoff))
-            finally:
-                slots.release()
-
-        def finished(task: asyncio.Task[None]) -> None:
-            running.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                failures.append(task.exception())  # type: ignore[arg-type]
-
+        batch = PutBatch(self._put_once, requests, on_done, in_flight, attempts, backoff)
+        batch.fill()
         try:
-            while not failures:
-                await slots.acquire()  # before the next body is made: memory stays bounded
-                request = next(requests, None)
-                if request is None:
-                    break
-                task = asyncio.create_task(one(request))
-                running.add(task)
-                task.add_done_callback(finished)
-        finally:
+            # Shielded: cancelling this run must not cancel the wait for the
+            # requests already on the wire (below).
+            await asyncio.shield(batch.idle)
+        except asyncio.CancelledError:
+            batch.more = False
             # Whatever happened, what is on the wire finishes and is reported.
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
-        if failures:
-            raise failures[0]
+            await batch.idle
+            raise
+        if batch.failure is not None:
+            raise batch.failure
 
-    async def _outcome(self, request: PutRequest, attempts: int, backoff: float) -> PutOutcome:
-        try:
-            written = await self._send(request, attempts, backoff)
-        except S3VaultError as exc:
-            return PutOutcome(request, error=exc)
-        if request.then is not None:
-            try:
-                await self._send(request.then, attempts, backoff)
-            except S3VaultError as exc:
-                return PutOutcome(request, written, exc)
-        return PutOutcome(request, written)
+    def _put_once(self, request: PutRequest) -> asyncio.Future[Written]:
+        """One attempt at one PUT: a future of what S3 stored (or its s3vault error).
 
-    async def _send(self, request: PutRequest, attempts: int, backoff: float) -> Written:
-        for attempt in range(1, max(1, attempts) + 1):
-            try:
-                return await self._put_once(request)
-            except UnreachableError:
-                if attempt >= attempts:
-                    raise
-                await asyncio.sleep(backoff * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")  # the loop returns or raises
-
-    async def _put_once(self, request: PutRequest) -> Written:
+        A plain future, not a task: with thousands of small requests, a task and its
+        coroutine frames per request would cost more Python than the request itself.
+        """
+        loop = asyncio.get_running_loop()
         what = s3_url(request.bucket, request.key)
+        written: asyncio.Future[Written] = loop.create_future()
         if not supports_key(request.key):
-            raise UsageError(f"{what}: this key cannot be written through the native S3 path")
+            written.set_exception(
+                UsageError(f"{what}: this key cannot be written through the native S3 path")
+            )
+            return written
         mode: PutMode
         if request.if_match is not None:
             mode = {"e_tag": request.if_match}
@@ -355,25 +279,59 @@ class NativeS3:
             mode = "overwrite"
         attributes: dict[str, str] = {"Content-Type": request.content_type}
         attributes.update(request.metadata)
-        store = self.store(request.bucket)
-        if self.throttle is not None:
+
+        def answered(sent: asyncio.Future[Any]) -> None:
+            if written.cancelled():
+                return
+            if sent.cancelled():
+                written.cancel()
+                return
+            failure = sent.exception()
+            if failure is not None:
+                written.set_exception(native_error(failure, what))
+                return
+            result = sent.result()
+            etag = result.get("e_tag")
+            if not etag:
+                written.set_exception(
+                    UnreachableError(f"S3 stored {what} but answered without an ETag")
+                )
+                return
+            written.set_result(Written(etag=quoted(etag), version_id=result.get("version")))
+
+        def send(waited: asyncio.Future[Any] | None = None) -> None:
+            if waited is not None and (waited.cancelled() or waited.exception() is not None):
+                if waited.cancelled():
+                    written.cancel()
+                else:
+                    written.set_exception(waited.exception())  # type: ignore[arg-type]
+                return
+            try:
+                # Already a future (pyo3's): ensure_future only tells mypy so.
+                sent = asyncio.ensure_future(
+                    obstore.put_async(
+                        self.store(request.bucket),
+                        request.key,
+                        request.body,
+                        attributes=attributes,
+                        mode=mode,
+                        use_multipart=False,
+                    )
+                )
+            except Exception as exc:
+                written.set_exception(
+                    exc if isinstance(exc, S3VaultError) else native_error(exc, what)
+                )
+                return
+            sent.add_done_callback(answered)
+
+        if self.throttle is None:
+            send()
+        else:
             # Its wait is a blocking sleep: taken off the loop, other requests go on.
-            await asyncio.to_thread(self.throttle.take, len(request.body))
-        try:
-            result = await obstore.put_async(
-                store,
-                request.key,
-                request.body,
-                attributes=attributes,
-                mode=mode,
-                use_multipart=False,
-            )
-        except Exception as exc:
-            raise native_error(exc, what) from None
-        etag = result.get("e_tag")
-        if not etag:
-            raise UnreachableError(f"S3 stored {what} but answered without an ETag")
-        return Written(etag=quoted(etag), version_id=result.get("version"))
+            waited = loop.run_in_executor(None, self.throttle.take, len(request.body))
+            waited.add_done_callback(send)
+        return written
 
 
 # ---- errors -----------------------------------------------------------------------

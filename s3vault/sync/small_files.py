@@ -88,6 +88,10 @@ class _SmallFiles:
         self._finished: list[SealedOutcome] = []
         self._flushed_at = time.monotonic()
         self._started = False  # the first file was taken up
+        # Asked once, not once per file: the same for every file of the run.
+        self._version = uploads.version
+        self._location = uploads.location
+        self._root = os.fspath(self.folder.path)
 
     def run(self, actions: Sequence[Upload]) -> None:
         runner = self.uploads.runner
@@ -121,14 +125,13 @@ class _SmallFiles:
             ready = [p for p in map(self._prepare, actions[start : start + ANNOUNCE_GROUP]) if p]
             if not ready:
                 continue
-            with self.state.transaction():
-                for put in ready:
-                    self.uploads.announce(put.tag)
+            self.uploads.announce_many([put.tag for put in ready])
             yield from ready
 
     def _prepare(self, action: Upload) -> SealedPut | None:
         """The file read, hashed and sealed; None when it was reported already."""
-        full = self.folder.local_path(action.path)
+        # The path as `FolderSettings.local_path` makes it, without a Path per file.
+        full = os.path.join(self._root, *action.path.split("/"))
         try:
             data, before = _read_whole(full, follow_symlinks=self.folder.follow_symlinks)
         except _TooBig:
@@ -136,7 +139,7 @@ class _SmallFiles:
             return None
         except OSError as exc:
             # Gone, unreadable, no longer a regular file, or changed while read.
-            self.tally.unread(action.path, exc, full)
+            self.tally.unread(action.path, exc, Path(full))
             return None
         upload = self.uploads.start(action, full, before, hashlib.sha256(data).hexdigest())
         try:
@@ -144,8 +147,8 @@ class _SmallFiles:
                 data,
                 upload.key,
                 key_name=self.folder.key,
-                version=self.uploads.version,
-                location=self.uploads.location,
+                version=self._version,
+                location=self._location,
                 extra_metadata=self.uploads.metadata(upload),
             )
         except S3VaultError as exc:
@@ -175,18 +178,23 @@ class _SmallFiles:
         self._flushed_at = time.monotonic()
         if not finished:
             return
-        with self.state.transaction():
-            for outcome in finished:
-                upload: FileUpload = outcome.put.tag
-                if outcome.written is None or outcome.error is not None:
-                    self.uploads.not_stored(upload)
-                    continue
-                self.uploads.stored(
+        rows, failed = [], []
+        for outcome in finished:
+            upload: FileUpload = outcome.put.tag
+            if outcome.written is None or outcome.error is not None:
+                failed.append(upload.path)
+                continue
+            rows.append(
+                self.uploads.row(
                     upload,
                     etag=outcome.written.etag,
                     version_id=outcome.written.version_id,
                     key_name=outcome.put.sealed.key_name,
                 )
+            )
+        with self.state.transaction():
+            self.state.record_synced_many(self.uploads.fid, rows)
+            self.state.end_uploads(self.uploads.fid, failed)
         for outcome in finished:
             self._report(outcome)
 
@@ -207,24 +215,39 @@ class _SmallFiles:
             self.tally.error(upload.path, error)
 
 
-def _read_whole(path: Path, *, follow_symlinks: bool) -> tuple[bytes, os.stat_result]:
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _read_whole(path: str, *, follow_symlinks: bool) -> tuple[bytes, os.stat_result]:
     """A small regular file's bytes and its stat from before they were read.
 
     Opened as `hash_file` opens it (no symlink unless followed, never blocking on a
     FIFO). OSError if it is not a regular file any more or changed while read;
     `_TooBig` if it grew past `SMALL_FILE_LIMIT`.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    if not follow_symlinks:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
-    with open(fd, "rb") as f:
-        before = os.fstat(f.fileno())
+    fd = os.open(path, _OPEN_FLAGS if follow_symlinks else _OPEN_FLAGS | _NOFOLLOW)
+    try:
+        before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             raise IsADirectoryError(f"{path} is no longer a regular file")
         if before.st_size > SMALL_FILE_LIMIT:
             raise _TooBig(path)
-        data = f.read(before.st_size + 1)
+        # One more byte than the size: a file that grew is seen, not cut short.
+        data = _read_fd(fd, before.st_size + 1)
+    finally:
+        os.close(fd)
     if len(data) != before.st_size or changed_since(path, before):
         raise InterruptedError(f"{path} changed while it was read")
     return data, before
+
+
+def _read_fd(fd: int, want: int) -> bytes:
+    """Up to ``want`` bytes of ``fd``, fewer only at its end."""
+    data = os.read(fd, want)
+    while len(data) < want:  # a short read (rare on a regular file): go on
+        more = os.read(fd, want - len(data))
+        if not more:
+            break
+        data += more
+    return data

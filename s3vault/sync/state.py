@@ -30,7 +30,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,6 +271,12 @@ class StateDB:
             # "database is locked" after the timeout, disk full, I/O error.
             raise StateError(f"state database {self.path}: {exc}") from None
 
+    def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.OperationalError as exc:
+            raise StateError(f"state database {self.path}: {exc}") from None
+
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         with self.transaction():
             return self._sql(sql, params).rowcount
@@ -307,23 +313,33 @@ class StateDB:
 
         Replaces the path's row and ends its in-flight upload, in one transaction.
         """
+        self.record_synced_many(folder_id, [file])
+
+    def record_synced_many(self, folder_id: str, files: Sequence[SyncedFile]) -> None:
+        """`record_synced` for many files (each confirmed by S3), in one transaction."""
         with self.transaction():
-            self._sql(
+            self._many(
                 _UPSERT_FILE,
-                (
-                    folder_id,
-                    file.path,
-                    file.size,
-                    file.mtime_ns,
-                    file.content_hash,
-                    file.etag,
-                    file.key_name,
-                    file.version_id,
-                    file.synced_at,
-                    file.token,
-                ),
+                [
+                    (
+                        folder_id,
+                        file.path,
+                        file.size,
+                        file.mtime_ns,
+                        file.content_hash,
+                        file.etag,
+                        file.key_name,
+                        file.version_id,
+                        file.synced_at,
+                        file.token,
+                    )
+                    for file in files
+                ],
             )
-            self._sql("DELETE FROM uploads WHERE folder_id=? AND path=?", (folder_id, file.path))
+            self._many(
+                "DELETE FROM uploads WHERE folder_id=? AND path=?",
+                [(folder_id, file.path) for file in files],
+            )
 
     def touch(self, folder_id: str, path: str, mtime_ns: int) -> bool:
         """Only the mtime changed (same content): remember the new one."""
@@ -407,19 +423,28 @@ class StateDB:
 
     def begin_upload(self, folder_id: str, upload: InFlightUpload) -> None:
         """Announce a write before its first byte goes to S3."""
-        self._write(
-            "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                folder_id,
-                upload.path,
-                upload.key,
-                upload.token,
-                upload.upload_id,
-                upload.size,
-                upload.mtime_ns,
-                upload.started_at or time.time(),
-            ),
-        )
+        self.begin_uploads(folder_id, [upload])
+
+    def begin_uploads(self, folder_id: str, uploads: Sequence[InFlightUpload]) -> None:
+        """`begin_upload` for many writes, in one transaction."""
+        now = time.time()
+        with self.transaction():
+            self._many(
+                "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        folder_id,
+                        upload.path,
+                        upload.key,
+                        upload.token,
+                        upload.upload_id,
+                        upload.size,
+                        upload.mtime_ns,
+                        upload.started_at or now,
+                    )
+                    for upload in uploads
+                ],
+            )
 
     def set_upload_id(self, folder_id: str, path: str, upload_id: str) -> None:
         """The multipart upload S3 created for the write (to abort after a crash)."""
@@ -430,7 +455,15 @@ class StateDB:
 
     def end_upload(self, folder_id: str, path: str) -> None:
         """The write failed or was abandoned (success ends it in `record_synced`)."""
-        self._write("DELETE FROM uploads WHERE folder_id=? AND path=?", (folder_id, path))
+        self.end_uploads(folder_id, [path])
+
+    def end_uploads(self, folder_id: str, paths: Sequence[str]) -> None:
+        """`end_upload` for many paths, in one transaction."""
+        with self.transaction():
+            self._many(
+                "DELETE FROM uploads WHERE folder_id=? AND path=?",
+                [(folder_id, path) for path in paths],
+            )
 
     def uploads(self, folder_id: str) -> list[InFlightUpload]:
         """Writes that were in flight when the agent last stopped (or are now)."""

@@ -19,6 +19,7 @@ The paths differ only in how the bytes travel; what happens around them is here
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ class FileUpload:
 
     action: Upload
     key: str
-    full: Path
+    full: str | Path
     before: os.stat_result  # taken before the first byte was read
     digest: str  # SHA-256 of the bytes read
     token: str  # the upload token, in the object's metadata and the state
@@ -77,18 +78,25 @@ class Uploads:
 
     # ---- around the bytes ------------------------------------------------------------
 
-    def start(self, action: Upload, full: Path, before: os.stat_result, digest: str) -> FileUpload:
+    def start(
+        self, action: Upload, full: str | Path, before: os.stat_result, digest: str
+    ) -> FileUpload:
         """The upload of a file read (or hashed) as ``before`` describes it."""
         key = self.folder.object_key(action.path)
         return FileUpload(action, key, full, before, digest, self.ownership.new_token())
 
     def announce(self, upload: FileUpload) -> None:
         """Record the coming write in the state, so a crash cannot orphan it."""
-        self.state.begin_upload(
+        self.announce_many([upload])
+
+    def announce_many(self, uploads: Sequence[FileUpload]) -> None:
+        """`announce` for many writes, in one transaction."""
+        self.state.begin_uploads(
             self.fid,
-            InFlightUpload(
-                upload.path, upload.key, upload.size, upload.before.st_mtime_ns, upload.token
-            ),
+            [
+                InFlightUpload(u.path, u.key, u.size, u.before.st_mtime_ns, u.token)
+                for u in uploads
+            ],
         )
 
     def metadata(self, upload: FileUpload) -> dict[str, str]:
@@ -106,21 +114,26 @@ class Uploads:
         self, upload: FileUpload, *, etag: str, version_id: str | None, key_name: str
     ) -> None:
         """S3 confirmed the object: its state row (call `tally.uploaded` after)."""
-        exact = not changed_since(upload.full, upload.before)
         self.state.record_synced(
-            self.fid,
-            SyncedFile(
-                path=upload.path,
-                size=upload.size,
-                # Not sure what was stored (the file changed after it was read): an
-                # impossible mtime and hash make the next run compare and upload.
-                mtime_ns=upload.before.st_mtime_ns if exact else -1,
-                content_hash=upload.digest if exact else UNKNOWN_HASH,
-                etag=etag,
-                key_name=key_name,
-                version_id=version_id,
-                token=upload.token,
-            ),
+            self.fid, self.row(upload, etag=etag, version_id=version_id, key_name=key_name)
+        )
+
+    def row(
+        self, upload: FileUpload, *, etag: str, version_id: str | None, key_name: str
+    ) -> SyncedFile:
+        """The state row of a confirmed object, for `StateDB.record_synced` (`stored`)."""
+        exact = not changed_since(upload.full, upload.before)
+        return SyncedFile(
+            path=upload.path,
+            size=upload.size,
+            # Not sure what was stored (the file changed after it was read): an
+            # impossible mtime and hash make the next run compare and upload.
+            mtime_ns=upload.before.st_mtime_ns if exact else -1,
+            content_hash=upload.digest if exact else UNKNOWN_HASH,
+            etag=etag,
+            key_name=key_name,
+            version_id=version_id,
+            token=upload.token,
         )
 
     def not_stored(self, upload: FileUpload) -> None:

@@ -200,7 +200,7 @@ class Vault:
                 f"{size} bytes are more than one AES-GCM object holds ({GCM_MAX_PLAINTEXT})"
             )
         new = self._new_object(size, version, location, key_name, context, extra_metadata)
-        body = new.encryptor.update(plaintext) + new.encryptor.finalize()
+        body = new.encryptor.encrypt_whole(plaintext)
         return SealedObject(
             key=key,
             body=body,
