@@ -125,8 +125,7 @@ def run_child(
         status = child.wait()
     if result is None:
         raise S3VaultError(
-            f"the sync process of {request['folder']} ended with status {status} "
-            "and no report",
+            f"the sync process of {request['folder']} ended with status {status} and no report",
             hint="See the agent's log; the folder is synced again after a pause.",
         )
     if "error" in result:
