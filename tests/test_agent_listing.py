@@ -166,3 +166,27 @@ def test_after_a_full_reconcile_the_agent_holds_no_per_file_structures(
         targeted = runs.reconcile(paths={"d0/f0000.txt"}, with_remote_listing=False)
         assert targeted.uploaded == 1
         assert per_file_objects() == before
+
+
+# ---- what crosses the pipe from the child ---------------------------------------------
+
+
+def test_a_child_report_and_its_errors_come_back_as_the_loop_knows_them():
+    from dataclasses import asdict
+
+    from s3vault.agent.child_run import error_from_json, error_to_json, report_from_json
+    from s3vault.errors import KeyMissingError, UnreachableError
+    from s3vault.sync.engine import SyncRefused
+    from s3vault.sync.report import FileDone, PathError, PathIssue, SyncReport
+
+    report = SyncReport(folder="s3://b/p/", uploaded=2, bytes=10, deferred=["d"])
+    report.conflicts.append(PathIssue("c", "another machine wrote it"))
+    report.errors.append(PathError("e", "unreachable", 6))
+    report.done.extend([FileDone("uploaded", "a"), FileDone("renamed", "b", src="a0")])
+    again = report_from_json(report.to_json(), [asdict(d) for d in report.done])
+    assert again == report and again.went_offline and list(again.done) == list(report.done)
+
+    refused = error_from_json(error_to_json(SyncRefused("no", hint="h", kind="mass-delete")))
+    assert isinstance(refused, SyncRefused) and (refused.kind, refused.hint) == ("mass-delete", "h")
+    assert type(error_from_json(error_to_json(UnreachableError("down")))) is UnreachableError
+    assert type(error_from_json(error_to_json(KeyMissingError("k")))) is KeyMissingError

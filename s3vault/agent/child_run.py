@@ -103,7 +103,7 @@ def run_child(
     """Run one full reconcile in a child; its report, or the error it ended with."""
     # The request (the config) goes through a pipe: never argv, never a file.
     child = subprocess.Popen(
-        [sys.executable, "-m", "s3vault.agent.child_run"],
+        [sys.executable, "-m", "s3vault.agent.child_run", str(os.getpid())],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         close_fds=True,
@@ -194,8 +194,9 @@ def _write(out: IO[str], message: dict[str, Any]) -> None:
     out.flush()
 
 
-def main() -> int:
-    _die_with_parent(os.getppid())
+def main(argv: list[str]) -> int:
+    """``python -m s3vault.agent.child_run AGENT_PID``, the request on stdin."""
+    _die_with_parent(int(argv[0]))
     # Our protocol has stdout to itself: anything else printed goes to the log.
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
@@ -242,4 +243,4 @@ def _reconcile(request: dict[str, Any], progress: Callable[[SyncProgress], None]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
