@@ -3,7 +3,7 @@
 - A targeted run (watcher events) after a recent full run with the listing sends no
   LIST and still uploads; the periodic rescan lists and finds what changed in S3; a
   conflict ends the trust in the listing.
-- A full reconcile runs in a child process (agent/child_run.py): the agent holds no
+- A big reconcile runs in a child process (agent/child_run.py): the agent holds no
   per-file Python structures after it.
 
 The loop runs in this process with a fake clock (no waiting); the listings are counted
@@ -153,7 +153,8 @@ def test_after_a_full_reconcile_the_agent_holds_no_per_file_structures(
     progress: list[Any] = []
     with StateDB(tmp_path / "state.db") as state:
         engine = make_folder_engine(root, bucket, "mem", vault, state)
-        runs = ChildRuns(engine, config, engine.fid, state.path)
+        runs = ChildRuns(engine, config, engine.fid, state, min_files=FILES)
+        assert runs.is_big(None)  # a folder never synced: its first run is a child's
         report = runs.reconcile(progress=progress.append)
         assert report.uploaded == FILES and not report.errors
         assert progress and progress[-1].files_done == FILES  # streamed from the child
@@ -161,10 +162,25 @@ def test_after_a_full_reconcile_the_agent_holds_no_per_file_structures(
         # What the agent keeps: the report's counts and its newest files, no scan, no
         # state rows, no listing, no plan.
         assert per_file_objects() == before
-        # A targeted run stays in the agent, on its engine, and lets go of its files too.
+        # A batch of fewer paths, or a folder of fewer rows, stays in the agent, on its
+        # engine, and lets go of its files too.
+        assert runs.is_big(None) and runs.is_big(set(map(str, range(FILES))))
+        assert not runs.is_big({"d0/f0000.txt"})
+        small = ChildRuns(engine, config, engine.fid, state, min_files=FILES + 1)
+        assert not small.is_big(None)
         write(root, "d0/f0000.txt", b"changed")
         targeted = runs.reconcile(paths={"d0/f0000.txt"}, with_remote_listing=False)
         assert targeted.uploaded == 1
+        assert per_file_objects() == before
+        # A big batch goes to a child with its paths (and only those are looked at).
+        for rel in ("d1/f0100.txt", "d2/f0200.txt", "d2/f0201.txt"):
+            write(root, rel, b"changed too")
+        batch = ChildRuns(engine, config, engine.fid, state, min_files=2)
+        done = batch.reconcile(paths={"d1/f0100.txt", "d2/f0200.txt"}, with_remote_listing=False)
+        assert done.uploaded == 2 and sorted(d.path for d in done.done) == [
+            "d1/f0100.txt",
+            "d2/f0200.txt",
+        ]
         assert per_file_objects() == before
 
 

@@ -7,12 +7,15 @@ entry of a library), and `malloc_trim` cannot return those. Measured on 100,000 
 an agent that ran its full reconciles itself idled at 172 MB, against 80 MB on an empty
 folder. A child process hands everything back when it exits.
 
-`ChildRuns` is the agent's `Reconciler` for one folder: a full run (``paths`` None) is
+`ChildRuns` is the agent's `Reconciler` for one folder: a big run is
 ``python -m s3vault.agent.child_run`` — the same config, folder and state database,
-its progress and report streamed back as JSON lines on its stdout — and a targeted run
-(a few paths from the watcher) stays in the agent, on its own engine. The child dies
-with the agent (``PR_SET_PDEATHSIG``); a kill at any point is as safe as a killed
-`s3vault sync` (docs/sync.md, crash safety).
+its progress and report streamed back as JSON lines on its stdout — and a small one
+stays in the agent, on its own engine. Big: a full run of a folder never synced or
+with `CHILD_MIN_FILES` state rows or more, or a batch of that many paths (a folder
+copied in). Below that, what a run leaves pinned is smaller than the child's start-up
+(a second of CPU, more on a loaded machine) is worth. The child dies with the agent
+(``PR_SET_PDEATHSIG``); a kill at any point is as safe as a killed `s3vault sync`
+(docs/sync.md, crash safety).
 """
 
 from __future__ import annotations
@@ -46,8 +49,11 @@ from s3vault.sync.report import FileDone, PathError, PathIssue, SyncProgress, Sy
 if TYPE_CHECKING:
     from s3vault.agent.watcher import Reconciler
     from s3vault.config.model import Config
+    from s3vault.sync.state import StateDB
 
 log = logging.getLogger(__name__)
+
+CHILD_MIN_FILES = 2000  # about 1 KiB a file stays pinned after a run: 2 MB here
 
 _BY_EXIT_CODE: dict[int, type[S3VaultError]] = {
     ExitCode.USAGE: UsageError,
@@ -62,13 +68,29 @@ _BY_EXIT_CODE: dict[int, type[S3VaultError]] = {
 
 
 class ChildRuns:
-    """Full reconciles of one folder in a child process; targeted ones by ``engine``."""
+    """Big reconciles of one folder in a child process; small ones by ``engine``."""
 
-    def __init__(self, engine: Reconciler, config: Config, folder_id: str, state_path: Path):
+    def __init__(
+        self,
+        engine: Reconciler,
+        config: Config,
+        folder_id: str,
+        state: StateDB,
+        *,
+        min_files: int = CHILD_MIN_FILES,
+    ) -> None:
         self.engine = engine
         self.config = config
         self.folder_id = folder_id
-        self.state_path = state_path
+        self.state = state
+        self.min_files = min_files
+
+    def is_big(self, paths: Collection[str] | None) -> bool:
+        """Whether a run of ``paths`` (None: all) goes to a child (see the module)."""
+        if paths is not None:
+            return len(paths) >= self.min_files
+        fid = self.folder_id
+        return self.state.folder(fid) is None or self.state.count(fid) >= self.min_files
 
     def reconcile(
         self,
@@ -79,7 +101,7 @@ class ChildRuns:
         with_remote_listing: bool = True,
         progress: Callable[[SyncProgress], None] | None = None,
     ) -> SyncReport:
-        if paths is not None or dry_run:
+        if dry_run or not self.is_big(paths):
             return self.engine.reconcile(
                 paths=paths,
                 force=force,
@@ -90,7 +112,8 @@ class ChildRuns:
         request = {
             "config": self.config.model_dump(mode="json"),
             "folder": self.folder_id,
-            "state": os.fspath(self.state_path),
+            "state": os.fspath(self.state.path),
+            "paths": sorted(paths) if paths is not None else None,
             "force": force,
             "with_remote_listing": with_remote_listing,
         }
@@ -236,6 +259,7 @@ def _reconcile(request: dict[str, Any], progress: Callable[[SyncProgress], None]
     with StateDB(Path(request["state"])) as state:
         engine = SyncEngine(folder, vault, state, workers=config.agent.workers)
         return engine.reconcile(
+            paths=request["paths"],
             force=request["force"],
             with_remote_listing=request["with_remote_listing"],
             progress=progress,

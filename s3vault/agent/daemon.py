@@ -314,7 +314,7 @@ def run_agent(config: Config, *, foreground: bool = True) -> int:
         )
         state = StateDB(default_state_path())
         try:
-            # Full runs in a child process (see child_run.py), targeted ones here.
+            # Big runs in a child process (see child_run.py), small ones here.
             engines: list[tuple[FolderSettings, Reconciler]] = [
                 (
                     folder,
@@ -322,7 +322,7 @@ def run_agent(config: Config, *, foreground: bool = True) -> int:
                         SyncEngine(folder, vault, state, workers=config.agent.workers),
                         config,
                         folder.folder_id,
-                        state.path,
+                        state,
                     ),
                 )
                 for folder in config.folders
