@@ -123,7 +123,7 @@ class ChildRuns:
 def run_child(
     request: dict[str, Any], progress: Callable[[SyncProgress], None] | None
 ) -> SyncReport:
-    """Run one full reconcile in a child; its report, or the error it ended with."""
+    """Run one reconcile in a child; its report, or the error it ended with."""
     # The request (the config) goes through a pipe: never argv, never a file.
     child = subprocess.Popen(
         [sys.executable, "-m", "s3vault.agent.child_run", str(os.getpid())],
