@@ -80,13 +80,13 @@ def test_events_wait_for_the_debounce_then_come_as_one_batch():
     assert s.next_job(clock()) is None
 
 
-def test_periodic_rescan_without_listing_and_zero_means_never():
+def test_periodic_rescan_lists_and_zero_means_never():
     clock = Clock()
     s, _ = schedule(clock, rescan=60)
     s.succeeded(s.next_job(clock()), clock())
     clock.now += 60
     job = s.next_job(clock())
-    assert job == Job("rescan", None, with_remote_listing=False)
+    assert job == Job("rescan", None, with_remote_listing=True)
     s.succeeded(job, clock())
     assert s.next_wake() == clock() + 60
 
@@ -130,7 +130,8 @@ def test_a_failed_batch_becomes_a_full_reconcile():
     s.succeeded(s.next_job(clock()), clock())
     retry_at = s.failed(Job("changes", frozenset({"a"})), clock(), retry=True)
     clock.now = retry_at
-    assert s.next_job(clock()) == Job("retry", None, with_remote_listing=False)
+    # A failure ends the trust in the last listing: the retry lists again.
+    assert s.next_job(clock()) == Job("retry", None, with_remote_listing=True)
 
 
 def test_refused_is_not_retried_until_rescan_or_sync_now():
@@ -149,6 +150,59 @@ def test_sync_now_cuts_a_backoff_short():
     s.failed(s.next_job(clock()), clock(), retry=True)
     s.sync_now()
     assert s.next_job(clock()) == Job("sync-now", None, with_remote_listing=True)
+
+
+def changes_job(s: Schedule, debouncer: Debouncer, clock: Clock, path: str) -> Job:
+    debouncer.add(FsEvent("modified", path))
+    clock.now += 0.5
+    job = s.next_job(clock())
+    assert job is not None and job.paths == frozenset({path})
+    return job
+
+
+def test_targeted_runs_go_without_listing_while_the_last_listing_is_trusted():
+    clock = Clock()
+    s, debouncer = schedule(clock, rescan=600)
+    start = s.next_job(clock())  # the start-up run, with the listing, taking 500 s
+    clock.now += 500
+    s.succeeded(start, clock())
+    job = changes_job(s, debouncer, clock, "a.txt")
+    assert not job.with_remote_listing
+    s.succeeded(job, clock())
+    # The window is the rescan interval from when the listing was taken: past it (the
+    # rescan not due yet), a targeted run lists for itself.
+    clock.now += 100
+    assert changes_job(s, debouncer, clock, "b.txt").with_remote_listing
+
+
+def test_the_listing_is_trusted_at_most_an_hour_whatever_the_rescan_interval():
+    clock = Clock()
+    s, debouncer = schedule(clock, rescan=0)  # rescans never: at start only
+    s.succeeded(s.next_job(clock()), clock())
+    assert s.listing_window == 3600
+    clock.now += 3000
+    assert not changes_job(s, debouncer, clock, "a.txt").with_remote_listing
+    clock.now += 600
+    assert changes_job(s, debouncer, clock, "a.txt").with_remote_listing
+
+
+def test_no_trust_before_a_listed_run_nor_after_one_that_disagreed():
+    clock = Clock()
+    s, debouncer = schedule(clock)
+    start = s.next_job(clock())
+    s.failed(start, clock(), retry=False)  # refused: nothing listed that can be trusted
+    assert changes_job(s, debouncer, clock, "a.txt").with_remote_listing
+    s.sync_now()
+    s.succeeded(s.next_job(clock()), clock(), agreed=False)  # it found a conflict
+    assert changes_job(s, debouncer, clock, "b.txt").with_remote_listing
+    s.sync_now()
+    s.succeeded(s.next_job(clock()), clock())
+    job = changes_job(s, debouncer, clock, "c.txt")
+    assert not job.with_remote_listing
+    # A targeted run that meets a conflict (S3 changed behind the listing's back)
+    # ends the trust too, and a full run without the listing does not restore it.
+    s.succeeded(job, clock(), agreed=False)
+    assert changes_job(s, debouncer, clock, "d.txt").with_remote_listing
 
 
 # ---- SyncLoop with a recording stand-in engine ---------------------------------------

@@ -1,7 +1,8 @@
 """The agent process: one per user, from lock to clean exit.
 
     lock → vault, state database, one engine per folder → control socket → watchers
-    → READY=1 → full reconcile of every folder (with the S3 listing) → events, rescans
+    → READY=1 → full reconcile of every folder (with the S3 listing, in a child
+    process: child_run.py) → events, rescans
     → SIGTERM / SIGINT / `stop` → watchers and socket closed, state database closed.
 
 Under systemd (Type=notify) it reports READY=1 once the socket answers, STATUS= as the
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from watchdog.observers import Observer
 
 from s3vault.agent import paths
+from s3vault.agent.child_run import ChildRuns
 from s3vault.agent.lock import AgentLock
 from s3vault.agent.metrics_file import MetricsFile
 from s3vault.agent.protocol import PROTOCOL, VERBS, ProtocolError, Request, ok_reply
@@ -312,8 +314,17 @@ def run_agent(config: Config, *, foreground: bool = True) -> int:
         )
         state = StateDB(default_state_path())
         try:
+            # Big runs in a child process (see child_run.py), small ones here.
             engines: list[tuple[FolderSettings, Reconciler]] = [
-                (folder, SyncEngine(folder, vault, state, workers=config.agent.workers))
+                (
+                    folder,
+                    ChildRuns(
+                        SyncEngine(folder, vault, state, workers=config.agent.workers),
+                        config,
+                        folder.folder_id,
+                        state,
+                    ),
+                )
                 for folder in config.folders
             ]
             agent = Agent(

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START = 5.0  # seconds before the first retry after S3 was unreachable
 BACKOFF_MAX = 300.0
+# How long the S3 listing of a full run is trusted for the targeted runs that follow:
+# at most `rescan_interval`, and never more than this (docs/sync.md, "Targeted runs").
+LISTING_TRUSTED_MAX = 3600.0
 _KINDS: dict[str, EventKind] = {
     "created": "created",
     "modified": "modified",
@@ -172,7 +175,11 @@ class Schedule:
         self.debouncer = debouncer
         self.rescan_interval = rescan_interval
         self.full: str | None = "start"  # a full reconcile is owed, and why
-        self.listing = True  # ... with the S3 listing (start-up, sync-now)
+        self.listing = True  # ... with the S3 listing (start-up, sync-now, rescans)
+        # When the last full run with the listing began, if state, scan and S3 agreed
+        # at its end; None: no listing to trust (a targeted run lists, see below).
+        self.listed_at: float | None = None
+        self._taken_at = now
         self.next_rescan: float | None = None
         self.retry_at: float | None = None
         self.backoff = BACKOFF_START
@@ -192,14 +199,32 @@ class Schedule:
         if self.retry_at is not None and now < self.retry_at:
             return None
         if self.full is None and self.next_rescan is not None and now >= self.next_rescan:
-            self.full = "rescan"
+            self.full, self.listing = "rescan", True  # the rescan verifies the listing
+        listing = not self.listing_trusted(now)
         if self.full is not None:
             self.debouncer.flush()  # a full reconcile looks at every path anyway
-            job = Job(self.full, None, self.listing)
+            job = Job(self.full, None, self.listing or listing)
             self.full, self.listing = None, False  # `failed` puts both back
+            self._taken_at = now
             return job
         paths = paths_of(self.debouncer.due())
-        return Job("changes", frozenset(paths)) if paths else None
+        if not paths:
+            return None
+        self._taken_at = now
+        return Job("changes", frozenset(paths), with_remote_listing=listing)
+
+    @property
+    def listing_window(self) -> float:
+        """How long a full run's listing is trusted: the rescan interval, at most 1 h."""
+        if self.rescan_interval > 0:
+            return min(self.rescan_interval, LISTING_TRUSTED_MAX)
+        return LISTING_TRUSTED_MAX
+
+    def listing_trusted(self, now: float) -> bool:
+        """Whether a targeted run may go without the S3 listing at ``now``: a full
+        run listed the prefix less than `listing_window` ago, and state, scan and S3
+        agreed since (no conflict, no file error, no failed run)."""
+        return self.listed_at is not None and now - self.listed_at < self.listing_window
 
     def next_wake(self) -> float | None:
         """When `next_job` may next have something (None: only on an event or a verb)."""
@@ -210,15 +235,22 @@ class Schedule:
         times = [t for t in (self.debouncer.next_due(), self.next_rescan) if t is not None]
         return min(times) if times else None
 
-    def succeeded(self, job: Job, now: float) -> None:
+    def succeeded(self, job: Job, now: float, *, agreed: bool = True) -> None:
+        """After a reconcile that ran to its end; ``agreed``: it found no conflict and
+        no file error (state, scan and S3 tell the same story)."""
         self._now = now
         self.retry_at, self.backoff = None, BACKOFF_START
+        if not agreed:
+            self.listed_at = None
+        elif job.paths is None and job.with_remote_listing:
+            self.listed_at = self._taken_at  # the listing is as old as the run
         if job.paths is None:
             self.next_rescan = now + self.rescan_interval if self.rescan_interval > 0 else None
 
     def failed(self, job: Job, now: float, *, retry: bool) -> float | None:
         """After a failed reconcile: retry it in full after the backoff (or not)."""
         self._now = now
+        self.listed_at = None
         if not retry:
             self.retry_at = None
             if job.paths is None:
@@ -406,7 +438,8 @@ class SyncLoop:
         else:
             self._refused.discard(fid)
             with self.lock:
-                run.schedule.succeeded(job, self.clock())
+                agreed = not report.conflicts and not report.errors
+                run.schedule.succeeded(job, self.clock(), agreed=agreed)
                 # Files that changed while they were read: look again once quiet.
                 for path in report.deferred:
                     run.schedule.debouncer.add(FsEvent("modified", path))
