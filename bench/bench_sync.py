@@ -90,7 +90,7 @@ SLOW_INITIAL_S = 300.0
 """An initial sync of the rescan tree slower than this is called out in the report."""
 TARGET_TIME_RATIO = 1.0
 TARGET_P95_S = 2.0
-TARGET_RSS_MB = 200.0
+TARGET_RSS_MB = 100.0
 TARGET_IDLE_CPU_PCT = 1.0
 
 

@@ -105,6 +105,57 @@ def test_the_store_keeps_one_connection_to_the_secret_service(
     assert after - before == 1
 
 
+_CHOOSE_WHILE_READING = """
+import sys, threading
+from s3vault.keys.secret_service import SecretServiceKeyring
+from s3vault.keys.store import KeyStore
+
+service = sys.argv[1]
+reader = KeyStore(service)
+reader.get("probe")  # its backend chosen: it reads while the others choose
+done = threading.Event()
+reads = []
+
+def keep_reading():
+    while not done.is_set():
+        reads.append(reader.get("probe").name)
+
+def choose():
+    for _ in range(200):
+        assert isinstance(KeyStore(service).backend, SecretServiceKeyring)
+
+threads = [threading.Thread(target=f, daemon=True) for f in (keep_reading, choose)]
+for t in threads:
+    t.start()
+threads[1].join(timeout=20)
+done.set()
+threads[0].join(timeout=20)
+assert "keyring" not in sys.modules  # the quick path, not keyring's discovery
+print("hung" if any(t.is_alive() for t in threads) else f"ok {len(reads)} {set(reads)}")
+"""
+
+
+def test_stores_choosing_their_backend_while_others_read_never_cross_replies(
+    keyring_service: str,
+) -> None:
+    # Choosing the backend probes the Secret Service over the process's one D-Bus
+    # connection; done outside the lock that serialises calls, a probe and another
+    # thread's read shared the connection, a reply went to the wrong thread and both
+    # waited forever (a sync of a few files hung). A fresh process, as the CLI is:
+    # one that imported `keyring` chooses through keyring instead.
+    KeyStore(keyring_service).put(AesKey("probe", os.urandom(32)))
+    r = subprocess.run(
+        [sys.executable, "-c", _CHOOSE_WHILE_READING, keyring_service],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert r.returncode == 0, r.stderr
+    verdict, count, names = r.stdout.split(maxsplit=2)
+    assert verdict == "ok", "a keyring call never returned"
+    assert int(count) > 0 and names.strip() == "{'probe'}"
+
+
 def test_a_lost_connection_is_made_again(store: KeyStore) -> None:
     store.put(AesKey("before", os.urandom(32)))
     address = os.environ["DBUS_SESSION_BUS_ADDRESS"]

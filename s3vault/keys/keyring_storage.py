@@ -211,9 +211,16 @@ class KeyringStorage:
     @property
     def backend(self) -> PasswordBackend:
         if self._backend is None:
-            with self._errors("open the keyring"):
-                requested = self._requested or secret_service_backend() or default_backend()
-            self._backend = usable_backend(requested)
+            # Choosing probes the Secret Service over the process's one D-Bus connection,
+            # which another thread of this store may be using for a call already: the
+            # two replies would cross and both threads wait forever. One at a time.
+            with _KEYRING_CALLS:
+                if self._backend is None:
+                    with self._errors("open the keyring"):
+                        requested = (
+                            self._requested or secret_service_backend() or default_backend()
+                        )
+                    self._backend = usable_backend(requested)
         return self._backend
 
     @contextmanager
