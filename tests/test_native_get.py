@@ -10,8 +10,11 @@ endpoint, and the bandwidth limit taken for every range.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import socket
+import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,13 @@ import pytest
 from rotation_helpers import make_store, make_vault
 
 from s3vault.config.model import S3Settings
-from s3vault.errors import ConflictError, ExitCode, IntegrityError, UnreachableError
+from s3vault.errors import (
+    ConflictError,
+    ExitCode,
+    IntegrityError,
+    S3VaultError,
+    UnreachableError,
+)
 from s3vault.keys.store import KeyStore
 from s3vault.remote.download import RANGE_SIZE, native_for
 from s3vault.remote.native import NativeS3
@@ -28,6 +37,7 @@ from s3vault.remote.objects import ObjectHead
 from s3vault.remote.s3 import S3Remote
 from s3vault.remote.session import AwsSession
 from s3vault.remote.throttle import Throttle
+from s3vault.vault import streams
 from s3vault.vault.vault import Vault
 
 MiB = 1024 * 1024
@@ -59,7 +69,14 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.endswith(".s3vault-part"))
 
 
-def test_multi_range_object_decrypts_byte_for_byte(store, bucket, tmp_path, plaintext):
+def helper_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name in ("s3-get", "writeback")]
+
+
+def test_multi_range_object_decrypts_byte_for_byte(
+    store, bucket, tmp_path, plaintext, monkeypatch
+):
+    monkeypatch.setattr(streams, "WRITEBACK_EVERY", MiB)  # early writebacks during the get
     vault = ranged_vault(store)
     put(vault, tmp_path, bucket, "big.bin", plaintext)
     out = tmp_path / "out"
@@ -71,11 +88,16 @@ def test_multi_range_object_decrypts_byte_for_byte(store, bucket, tmp_path, plai
     # One progress call per range: three ranges of the ciphertext (plaintext + tag).
     assert arrived == [RANGE_SIZE, RANGE_SIZE, SIZE + 16 - 2 * RANGE_SIZE]
     assert leftovers(out) == []
+    assert helper_threads() == []  # the download's and the writeback's threads ended
+    stream = io.BytesIO()
+    vault.get(bucket, "big.bin", stream)  # `get ... -`: verified first, then streamed
+    assert stream.getvalue() == plaintext
 
 
 def test_tampered_middle_range_is_integrity_error_and_writes_nothing(
-    store, bucket, tmp_path, plaintext, s3_client
+    store, bucket, tmp_path, plaintext, s3_client, monkeypatch
 ):
+    monkeypatch.setattr(streams, "WRITEBACK_EVERY", MiB)
     vault = ranged_vault(store)
     put(vault, tmp_path, bucket, "big.bin", plaintext)
     stored = s3_client.get_object(Bucket=bucket, Key="big.bin")
@@ -90,6 +112,7 @@ def test_tampered_middle_range_is_integrity_error_and_writes_nothing(
         vault.get(bucket, "big.bin", out / "big.bin")
     assert caught.value.exit_code == ExitCode.INTEGRITY
     assert list(out.iterdir()) == []  # neither the file nor its temp file
+    assert helper_threads() == []
 
 
 def test_object_replaced_between_ranges_is_conflict_and_writes_nothing(
@@ -110,6 +133,7 @@ def test_object_replaced_between_ranges_is_conflict_and_writes_nothing(
     assert caught.value.exit_code == ExitCode.CONFLICT
     assert "s3://" in caught.value.message and "changed" in caught.value.message
     assert replaced and list(out.iterdir()) == []
+    assert helper_threads() == []  # the ranges in flight were dropped, the loop ended
 
 
 def test_key_obstore_cannot_address_falls_back_to_boto3(store, bucket, tmp_path, plaintext):
@@ -213,3 +237,15 @@ def test_bandwidth_limit_of_the_remote_applies_to_gets(store, bucket, tmp_path, 
     vault.get(bucket, "big.bin", tmp_path / "out.bin")
     assert (tmp_path / "out.bin").read_bytes() == plaintext
     assert len(waits) == 3  # the three ranges of the get
+
+
+def test_transfer_started_before_a_missing_key_is_stopped(store, bucket, tmp_path, plaintext):
+    vault = ranged_vault(store)
+    put(vault, tmp_path, bucket, "big.bin", plaintext)
+    empty = KeyStore(service=f"s3vault-empty-{uuid.uuid4().hex[:12]}")  # no aes-new here
+    without_key = make_vault(empty, multipart_threshold=PART)
+    with pytest.raises(S3VaultError) as caught:
+        without_key.get(bucket, "big.bin", tmp_path / "out.bin")
+    assert caught.value.exit_code == ExitCode.KEY_MISSING
+    assert not (tmp_path / "out.bin").exists()
+    assert helper_threads() == []  # the ranges sent early were dropped with their thread
