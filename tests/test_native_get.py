@@ -30,9 +30,9 @@ from s3vault.errors import (
     UnreachableError,
 )
 from s3vault.keys.store import KeyStore
-from s3vault.remote.download import RANGE_SIZE, native_for
+from s3vault.remote.download import RANGE_SIZE
 from s3vault.remote.native import NativeS3
-from s3vault.remote.native_get import RangeReader
+from s3vault.remote.native_get import RangeReader, native_for
 from s3vault.remote.objects import ObjectHead
 from s3vault.remote.s3 import S3Remote
 from s3vault.remote.session import AwsSession

@@ -1,23 +1,18 @@
 """Streaming download: an object's bytes in order, pinned to the ETag HEAD saw.
 
-Below the multipart threshold it is one GetObject (boto3) read in chunks: one request,
-and obstore is not even imported. Above, ranged GETs with ``concurrency`` in flight,
-yielded in order, so a sequential consumer (the GCM decryptor) is fed at the speed
-of parallel transfer while memory stays at (concurrency + 1) ranges: through obstore
-(`native_get.RangeReader`: less client CPU per byte, and it can start while the
-caller still unwraps the data key) for every key it can address, else through boto3.
-Ranges are `RANGE_SIZE` either way. Both take each range from the
-bandwidth limit, when there is one.
+Below the multipart threshold it is one GetObject read in chunks; above, ranged GETs
+of `RANGE_SIZE` with ``concurrency`` in flight, yielded in order, so a sequential
+consumer (the GCM decryptor) is fed at the speed of parallel transfer while memory
+stays at (concurrency + 1) ranges. Each request takes its size from the bandwidth
+limit, when there is one. The native path (`native_get.RangeReader`) does the same
+through obstore with less client CPU; `vault.fetch` chooses between them.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 from s3vault.config.model import TransferSettings
 from s3vault.errors import UnreachableError
@@ -25,9 +20,6 @@ from s3vault.remote.errors import s3_errors
 from s3vault.remote.objects import ObjectHead, Progress, s3_url
 from s3vault.remote.session import AwsSession
 from s3vault.remote.throttle import Throttle
-
-if TYPE_CHECKING:
-    from s3vault.remote.native import NativeS3
 
 MiB = 1024 * 1024
 RANGE_SIZE = 4 * MiB
@@ -83,39 +75,8 @@ def iter_object(
     if head.size < transfer.multipart_threshold:
         single = _iter_single(session, head, progress, throttle)
         return Chunks(single, close=single.close)
-    from s3vault.remote.native import supports_key  # obstore: only for large objects
-
-    if not supports_key(head.key):
-        ranges = _iter_ranges(session, head, transfer.concurrency, progress, throttle)
-        return Chunks(ranges, close=ranges.close)
-    from s3vault.remote.native_get import RangeReader
-
-    reader = RangeReader(
-        native_for(session),
-        head,
-        range_size=RANGE_SIZE,
-        in_flight=transfer.concurrency,
-        progress=progress,
-        throttle=throttle,
-    )
-    # memoryviews of whole ranges: every consumer reads them as bytes.
-    return Chunks(reader, start=reader.start, close=reader.close)  # type: ignore[arg-type]
-
-
-_natives: weakref.WeakKeyDictionary[AwsSession, NativeS3] = weakref.WeakKeyDictionary()
-_natives_lock = threading.Lock()
-
-
-def native_for(session: AwsSession) -> NativeS3:
-    """The native client of ``session``, built once: its stores (connection pools)
-    serve every download of the session."""
-    from s3vault.remote.native import NativeS3
-
-    with _natives_lock:
-        native = _natives.get(session)
-        if native is None:
-            native = _natives[session] = NativeS3(session)
-        return native
+    ranges = _iter_ranges(session, head, transfer.concurrency, progress, throttle)
+    return Chunks(ranges, close=ranges.close)
 
 
 def _iter_single(

@@ -19,30 +19,68 @@ without a copy, so the consumer (the GCM decryptor and the file writer) gets the
 - failures are obstore's, mapped by `native_error` to the errors botocore's would be.
 
 The requests run on an asyncio loop in one helper thread owned by the reader; the
-consumer's thread only waits for the next range in order.
+consumer's thread only waits for the next range in order. `open_ranges` wraps a reader
+in the `Chunks` contract of `S3Remote.iter_object`; `vault.fetch` decides when to use it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 import obstore
 
+from s3vault.config.model import TransferSettings
 from s3vault.errors import ConflictError, UnreachableError
+from s3vault.remote.download import RANGE_SIZE, Chunks
 from s3vault.remote.native import NativeS3, native_error
 from s3vault.remote.objects import ObjectHead, Progress, s3_url
+from s3vault.remote.session import AwsSession
 from s3vault.remote.throttle import Throttle
 
 if TYPE_CHECKING:
     from obstore import GetOptions
 
-MiB = 1024 * 1024
-RANGE_SIZE = 4 * MiB
-"""Bytes per ranged GET: (in_flight + 1) of them are in memory at most."""
+
+
+def open_ranges(
+    session: AwsSession,
+    head: ObjectHead,
+    *,
+    transfer: TransferSettings,
+    progress: Progress | None = None,
+    throttle: Throttle | None = None,
+) -> Chunks:
+    """`S3Remote.iter_object` of a large object, through obstore (the same contract:
+    chunks in order, ``concurrency`` ranges of `RANGE_SIZE` in flight at most)."""
+    reader = RangeReader(
+        native_for(session),
+        head,
+        range_size=RANGE_SIZE,
+        in_flight=transfer.concurrency,
+        progress=progress,
+        throttle=throttle,
+    )
+    # memoryviews of whole ranges: every consumer reads them as bytes.
+    return Chunks(reader, start=reader.start, close=reader.close)  # type: ignore[arg-type]
+
+
+_natives: weakref.WeakKeyDictionary[AwsSession, NativeS3] = weakref.WeakKeyDictionary()
+_natives_lock = threading.Lock()
+
+
+def native_for(session: AwsSession) -> NativeS3:
+    """The native client of ``session``, built once: its stores (connection pools)
+    serve every download of the session."""
+    with _natives_lock:
+        native = _natives.get(session)
+        if native is None:
+            native = _natives[session] = NativeS3(session)
+        return native
 
 
 class RangeReader:
