@@ -27,7 +27,7 @@ RANGE_SIZE = 4 * MiB
 
 
 class Chunks(Iterator[bytes]):
-    """An object's bytes in order, in chunks (memoryviews, valid until the next one).
+    """An object's bytes in order, in chunks.
 
     `start` begins the transfer before the first chunk is asked for (the native path
     sends its first requests; the others start on the first `next`); `close`, or the

@@ -3,10 +3,10 @@
 botocore reads a response body in Python (urllib3, 64 KiB reads joined into bytes)
 and spends a millisecond of Python per request; on a 2-core machine that CPU is
 taken from the decryption, the file writes and the server itself. obstore sends the
-requests and reads the bodies in Rust, off the GIL, into buffers handed to Python
-without a copy, so the consumer (the GCM decryptor and the file writer) gets the CPU.
+requests and reads the bodies in Rust, off the GIL, so the consumer (the GCM
+decryptor and the file writer) gets the CPU.
 
-`RangeReader` yields the object's bytes in order, one range at a time:
+`RangeReader` yields the object's bytes in order, range after range:
 
 - at most ``in_flight`` ranges are requested and not yet consumed, so memory is
   (in_flight + 1) x ``range_size`` whatever the object size;
@@ -65,9 +65,11 @@ def open_ranges(
         progress=progress,
         throttle=throttle,
     )
-    # memoryviews of whole ranges: every consumer reads them as bytes.
-    return Chunks(reader, start=reader.start, close=reader.close)  # type: ignore[arg-type]
+    return Chunks(reader, start=reader.start, close=reader.close)
 
+
+PIECE_SIZE = 1024 * 1024
+"""Bytes per piece of a range handed to Python (the last piece of a range may be shorter)."""
 
 _natives: weakref.WeakKeyDictionary[AwsSession, NativeS3] = weakref.WeakKeyDictionary()
 _natives_lock = threading.Lock()
@@ -84,7 +86,7 @@ def native_for(session: AwsSession) -> NativeS3:
 
 
 class RangeReader:
-    """The bytes of ``head``'s object, in order, as memoryviews of whole ranges.
+    """The bytes of ``head``'s object, in order, in pieces of about `PIECE_SIZE`.
 
     An iterator (iterate once) that `start` sets going before the first range is
     asked for (say, while the data key is unwrapped); it stops and frees what is in
@@ -119,7 +121,8 @@ class RangeReader:
         self.peak_window = 0
         self.requests = 0
         self._starts = iter(range(0, head.size, range_size))
-        self._window: deque[Future[memoryview]] = deque()
+        self._window: deque[Future[list[bytes]]] = deque()
+        self._current: deque[bytes] = deque()  # the pieces of the range being handed out
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._store: object = None
@@ -147,13 +150,18 @@ class RangeReader:
     def __iter__(self) -> RangeReader:
         return self
 
-    def __next__(self) -> memoryview:
+    def __next__(self) -> bytes:
+        while not self._current:
+            self._current = deque(self._next_range())
+        return self._current.popleft()
+
+    def _next_range(self) -> list[bytes]:
         self.start()
         if not self._window:
             self.close()
             raise StopIteration
         try:
-            data = self._window.popleft().result()
+            pieces = self._window.popleft().result()
         except BaseException:
             self.close()
             raise
@@ -163,8 +171,8 @@ class RangeReader:
         if following is not None:
             self._request(following)
         if self.progress:
-            self.progress(len(data))
-        return data
+            self.progress(sum(map(len, pieces)))
+        return pieces
 
     def close(self) -> None:
         """Stop: cancel the requests in flight, end the helper thread. Idempotent."""
@@ -178,6 +186,7 @@ class RangeReader:
         for future in self._window:
             future.cancel()
         self._window.clear()
+        self._current.clear()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
@@ -192,7 +201,7 @@ class RangeReader:
         # Abandoned without `close`: let the helper thread end (it is not joined here).
         self._stop()
 
-    async def _fetch(self, store: object, start: int) -> memoryview:
+    async def _fetch(self, store: object, start: int) -> list[bytes]:
         end = min(start + self.range_size, self.head.size)
         for attempt in range(1, self.attempts + 1):
             try:
@@ -203,7 +212,7 @@ class RangeReader:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")  # the loop returns or raises
 
-    async def _fetch_once(self, store: object, start: int, end: int) -> memoryview:
+    async def _fetch_once(self, store: object, start: int, end: int) -> list[bytes]:
         if self.throttle is not None:
             # A blocking sleep: taken off the loop, so the other ranges go on.
             await asyncio.to_thread(self.throttle.take, end - start)
@@ -212,20 +221,23 @@ class RangeReader:
         try:
             result = await obstore.get_async(store, self.head.key, options=options)  # type: ignore[arg-type]
             etag = result.meta.get("e_tag")
-            body = await result.bytes_async()
+            # Pieces of PIECE_SIZE as Python bytes rather than one buffer per range:
+            # the allocator reuses them, where a fresh multi-MiB buffer per range costs
+            # a page fault per 4 KiB (measured: a third less system CPU, fewer faults).
+            pieces = [piece async for piece in result.stream(min_chunk_size=PIECE_SIZE)]
         except Exception as exc:
             raise native_error(exc, self.what) from None
         if etag is not None and etag.strip('"') != self.head.etag.strip('"'):
             # A store that ignores If-Match: the answer itself shows the change.
             raise ConflictError(f"{self.what} changed while s3vault was reading it")
-        data = memoryview(body)
-        if len(data) != end - start:
+        got = sum(map(len, pieces))
+        if got != end - start:
             raise UnreachableError(
-                f"the download of {self.what} was cut short: {len(data)} of "
+                f"the download of {self.what} was cut short: {got} of "
                 f"{end - start} bytes at offset {start}",
                 hint="Try again; if this persists, check the network or the S3 endpoint.",
             )
-        return data
+        return pieces
 
 
 def _run(loop: asyncio.AbstractEventLoop) -> None:

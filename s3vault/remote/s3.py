@@ -206,8 +206,8 @@ class S3Remote:
         Large objects are fetched as parallel ranged GETs (``concurrency`` in flight)
         and yielded in order, so a sequential consumer (the GCM decryptor) is fed
         at the speed of parallel transfer while memory stays bounded. The bandwidth
-        limit applies. Chunks may be memoryviews, valid until the next one; `Chunks.start`
-        sets the transfer going early, `close` (or ``with``) stops it.
+        limit applies. `Chunks.start` sets the transfer going early, `close` (or
+        ``with``) stops it.
         """
         return download.iter_object(
             self.session, head, transfer=self.transfer, progress=progress, throttle=self.throttle
