@@ -68,7 +68,7 @@ def open_ranges(
     return Chunks(reader, start=reader.start, close=reader.close)
 
 
-PIECE_SIZE = 1024 * 1024
+PIECE_SIZE = 256 * 1024
 """Bytes per piece of a range handed to Python (the last piece of a range may be shorter)."""
 
 _natives: weakref.WeakKeyDictionary[AwsSession, NativeS3] = weakref.WeakKeyDictionary()
