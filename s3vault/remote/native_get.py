@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from obstore import GetOptions
 
 
-
 def open_ranges(
     session: AwsSession,
     head: ObjectHead,

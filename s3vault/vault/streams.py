@@ -119,15 +119,16 @@ def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target
     tmp = Path(tmp_name)
     size = 0
     try:
-        with os.fdopen(fd, "wb", buffering=0) as out, _EarlyWriteback(fd) as writeback:
+        with os.fdopen(fd, "wb") as out, _EarlyWriteback(fd) as writeback:
             for chunk in chunks:
                 plain = decryptor.update_view(chunk)
-                _write_all(out, plain)
+                out.write(plain)
                 size += len(plain)
                 writeback.wrote(len(plain))
             last = decryptor.finalize()  # raises IntegrityError on any tampering
-            _write_all(out, last)
+            out.write(last)
             size += len(last)
+            out.flush()
             writeback.finish()
             os.fsync(fd)
         # mkstemp made it 0600; give the result the permissions a new file normally gets.
@@ -142,13 +143,6 @@ def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target
         _remove(tmp)
         raise
     return size
-
-
-def _write_all(out: io.RawIOBase, data: bytes | memoryview) -> None:
-    """Write all of ``data`` unbuffered (a raw write may take less than it was given)."""
-    view = memoryview(data)
-    while view:
-        view = view[out.write(view) or 0 :]
 
 
 class _EarlyWriteback:
