@@ -30,7 +30,7 @@ from s3vault.errors import (
     UnreachableError,
 )
 from s3vault.keys.store import KeyStore
-from s3vault.remote.download import RANGE_SIZE
+from s3vault.remote import native_get
 from s3vault.remote.native import NativeS3
 from s3vault.remote.native_get import RangeReader, native_for
 from s3vault.remote.objects import ObjectHead
@@ -42,6 +42,7 @@ from s3vault.vault.vault import Vault
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # the smallest multipart threshold: objects above it are read in ranges
+RANGE_SIZE = 4 * MiB  # the native ranges of these tests (8 MiB normally: less data here)
 SIZE = 2 * RANGE_SIZE + 123_457  # three ranges, the last one partial
 
 
@@ -57,6 +58,11 @@ def ranged_vault(store: KeyStore, concurrency: int = 2) -> Vault:
 @pytest.fixture(scope="module")
 def plaintext() -> bytes:
     return os.urandom(SIZE)
+
+
+@pytest.fixture(autouse=True)
+def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native_get, "RANGE_SIZE", RANGE_SIZE)
 
 
 def put(vault: Vault, tmp_path: Path, bucket: str, key: str, data: bytes) -> None:
