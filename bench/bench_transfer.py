@@ -267,6 +267,14 @@ class TransferBench:
                 rep, lambda: self.timed(s3v, put), lambda: self.timed(b3, plain, inner=b3_inner)
             )
 
+    def store_objects(self, source: Path) -> None:
+        """The objects `run_get` reads, stored untimed (for a run without the put section)."""
+        self.say("storing the objects to get (untimed)")
+        run_measured(
+            self.s3vault("put", source, f"s3://{BUCKET}/obj", "--key", AES_KEY), self.env
+        ).check()
+        run_measured(self.worker("boto3-put", source, BUCKET, "plain"), self.env).check()
+
     def run_get(self, source: Path) -> None:
         size = self.plan.size
         self.say(f"get: {human_size(size)}, {self.plan.reps} repetition(s)")
@@ -524,6 +532,17 @@ def report_json(bench: TransferBench, results: dict[str, float], wall: float) ->
 # ==== main =============================================================================
 
 
+PARTS = ("startup", "put", "get", "rss", "kms")
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"sections are {','.join(PARTS)}, not {text!r}")
+    return parts
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--size", type=parse_size, default=GiB, help="put/get file size (1GiB)")
@@ -533,6 +552,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     p.add_argument("--reps", type=int, default=3, help="repetitions of each timed run (3)")
     p.add_argument("--tmpdir", type=Path, default=None, help="parent of the work dir (TMPDIR)")
+    p.add_argument(
+        "--only",
+        type=_parts,
+        default=PARTS,
+        help=f"comma-separated sections to run, of {','.join(PARTS)} (all)",
+    )
     p.add_argument(
         "--json", action="store_true", help="JSON on stdout; the readable report on stderr"
     )
@@ -561,12 +586,19 @@ def run(args: argparse.Namespace) -> None:
             bench = TransferBench(services, workdir, plan, sys.stderr, load_before)
             bench.set_up()
             source = make_random_file(workdir / "source.bin", plan.size)
-            bench.run_startup()
-            bench.run_put(source)
-            bench.run_get(source)
+            if "startup" in args.only:
+                bench.run_startup()
+            if "put" in args.only:
+                bench.run_put(source)
+            elif "get" in args.only:
+                bench.store_objects(source)
+            if "get" in args.only:
+                bench.run_get(source)
             remove_quietly(source)
-            bench.run_rss()
-            bench.run_official()
+            if "rss" in args.only:
+                bench.run_rss()
+            if "kms" in args.only:
+                bench.run_official()
     wall = time.monotonic() - began
     results = ratios(bench.series)
     print(report_text(bench, results, wall), file=out, flush=True)

@@ -233,14 +233,18 @@ class S3Remote:
 
     # ---- streaming download --------------------------------------------------------
 
-    def iter_object(self, head: ObjectHead, *, progress: Progress | None = None) -> Iterator[bytes]:
+    def iter_object(self, head: ObjectHead, *, progress: Progress | None = None) -> download.Chunks:
         """The object's bytes in order, in chunks, pinned to the ETag seen by HEAD.
 
         Large objects are fetched as parallel ranged GETs (``concurrency`` in flight)
         and yielded in order, so a sequential consumer (the GCM decryptor) is fed
-        at the speed of parallel transfer while memory stays bounded.
+        at the speed of parallel transfer while memory stays bounded. The bandwidth
+        limit applies. `Chunks.start` sets the transfer going early, `close` (or
+        ``with``) stops it.
         """
-        return download.iter_object(self.session, head, transfer=self.transfer, progress=progress)
+        return download.iter_object(
+            self.session, head, transfer=self.transfer, progress=progress, throttle=self.throttle
+        )
 
     # ---- listing -------------------------------------------------------------------
 

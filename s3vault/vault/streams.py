@@ -19,6 +19,7 @@ import io
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,8 @@ from s3vault.errors import (
 from s3vault.localfile import same_file_state
 
 SPOOL_CHUNK = 1024 * 1024
+WRITEBACK_EVERY = 32 * 1024 * 1024
+"""Bytes written between two early writebacks of a downloaded file (`_EarlyWriteback`)."""
 
 
 class EncryptingReader:
@@ -116,16 +119,18 @@ def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target
     tmp = Path(tmp_name)
     size = 0
     try:
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out, _EarlyWriteback(fd) as writeback:
             for chunk in chunks:
                 plain = decryptor.update_view(chunk)
                 out.write(plain)
                 size += len(plain)
+                writeback.wrote(len(plain))
             last = decryptor.finalize()  # raises IntegrityError on any tampering
             out.write(last)
             size += len(last)
             out.flush()
-            os.fsync(out.fileno())
+            writeback.finish()
+            os.fsync(fd)
         # mkstemp made it 0600; give the result the permissions a new file normally gets.
         umask = os.umask(0)
         os.umask(umask)
@@ -138,6 +143,56 @@ def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target
         _remove(tmp)
         raise
     return size
+
+
+class _EarlyWriteback:
+    """Has the kernel write the file to disk while the download goes on.
+
+    Every `WRITEBACK_EVERY` bytes a helper thread calls ``fdatasync``, so the fsync
+    before the rename waits for the last stretch only, not for the whole file. The
+    data is the unverified plaintext in the temp file (0600) that is removed if the
+    tag does not verify: nothing is released earlier than before.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pending = 0
+        self._wanted = threading.Event()
+        self._done = False
+        self._thread: threading.Thread | None = None
+
+    def wrote(self, n: int) -> None:
+        self._pending += n
+        if self._pending < WRITEBACK_EVERY:
+            return
+        self._pending = 0
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="writeback", daemon=True)
+            self._thread.start()
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._done:
+                return
+            with contextlib.suppress(OSError):  # the final fsync reports any failure
+                os.fdatasync(self._fd)
+
+    def finish(self) -> None:
+        """Wait for the helper (before the file is fsynced, closed or removed)."""
+        self._done = True
+        if self._thread is not None:
+            self._wanted.set()
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> _EarlyWriteback:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.finish()
 
 
 def _refuse_special(target: Path) -> None:

@@ -48,6 +48,7 @@ from s3vault.vault.envelopes import (
     envelope_not_found,
     new_object,
 )
+from s3vault.vault.fetch import open_object
 from s3vault.vault.key_check import identify_key, named_key
 from s3vault.vault.listing import list_with_envelopes
 from s3vault.vault.objects import ObjectInfo
@@ -263,22 +264,21 @@ class Vault:
             )
         if head.size > GCM_MAX_PLAINTEXT + GCM_TAG_BYTES:
             raise RefusedError(f"{s3_url(bucket, key)} is larger than one AES-GCM object can be")
-        data_key, opened_by = self.keys.decrypt_data_key(
-            envelope, key_name=key_name, context=context, allow_legacy=allow_legacy
-        )
-        if on_size:
-            on_size(head.size)
+        with open_object(self.remote, head, progress=progress) as chunks:
+            chunks.start()  # the first ranges travel while the data key is unwrapped
+            data_key, opened_by = self.keys.decrypt_data_key(
+                envelope, key_name=key_name, context=context, allow_legacy=allow_legacy
+            )
+            if on_size:
+                on_size(head.size)
 
-        def decryptor() -> ContentDecryptor:
-            return start_decryption(envelope, data_key, allow_legacy=allow_legacy)
+            def decryptor() -> ContentDecryptor:
+                return start_decryption(envelope, data_key, allow_legacy=allow_legacy)
 
-        chunks = self.remote.iter_object(head, progress=progress)
-        if isinstance(destination, Path):
-            size = decrypt_to_file(chunks, decryptor(), destination)
-            where = str(destination)
-        else:
-            size = decrypt_to_stream(chunks, decryptor(), decryptor(), destination)
-            where = "-"
+            if isinstance(destination, Path):
+                size, where = decrypt_to_file(chunks, decryptor(), destination), str(destination)
+            else:
+                size, where = decrypt_to_stream(chunks, decryptor(), decryptor(), destination), "-"
         return GetResult(
             bucket=bucket,
             key=key,
