@@ -64,6 +64,7 @@ def parallel_generate(cli: str, env: dict[str, str]) -> tuple[float, int]:
 
 
 def derive_seconds(reps: int) -> float:
+    """One Argon2id run with the file keystore's parameters, the median of ``reps``."""
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
     from s3vault.keys.sealed_file import KDF_PARAMS

@@ -44,6 +44,7 @@ from _common import (
     sigterm_as_interrupt,
     work_dir,
 )
+from bench_keys import derive_seconds
 
 BUDGET_S = 0.150
 BUCKET = "bench-startup"
@@ -120,26 +121,6 @@ def read_imports(case: Case, cwd: Path, count: int) -> None:
         check=False,
     )
     case.top_imports = top_imports(done.stderr.decode("utf-8", "replace"), count)
-
-
-def derive_seconds(reps: int) -> float:
-    """One Argon2id run with the file keystore's parameters (what its `key list` pays)."""
-    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-
-    from s3vault.keys.sealed_file import KDF_PARAMS
-
-    def once() -> float:
-        began = time.perf_counter()
-        Argon2id(
-            salt=b"s" * 16,
-            length=64,
-            iterations=KDF_PARAMS["iterations"],
-            lanes=KDF_PARAMS["lanes"],
-            memory_cost=KDF_PARAMS["memory_cost"],
-        ).derive(b"a passphrase")
-        return time.perf_counter() - began
-
-    return statistics.median(once() for _ in range(max(reps, 3)))
 
 
 # ==== the agent ============================================================================
@@ -279,7 +260,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     case.run_once(workdir)
         finally:
             agent.stop()
-        derive = derive_seconds(args.reps)
+        derive = derive_seconds(max(args.reps, 3))
     every = without + with_agent
     python = every[0].median_s
     return {
