@@ -87,6 +87,9 @@ CALL_ACTIONS: dict[str, set[str]] = {
     "s3:ListObjectsV2": {"s3:ListBucket"},
     "s3:ListObjectVersions": {"s3:ListBucketVersions"},
     "obstore:put_async": {"s3:PutObject"},  # single PUTs (use_multipart=False)
+    "obstore:list": {"s3:ListBucket"},  # ListObjectsV2 through the native client
+    "obstore:list_with_delimiter": {"s3:ListBucket"},
+    "obstore:get_async": {"s3:GetObject"},  # HEADs (head=True) and ranged GETs
     "kms:GenerateDataKey": {"kms:GenerateDataKey"},
     "kms:Decrypt": {"kms:Decrypt"},
     "kms:Encrypt": {"kms:Encrypt"},
