@@ -64,10 +64,23 @@ def virtual_display(*, tray: bool = False) -> Iterator[Display]:
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is missing: run `make bootstrap-test` as root")
     # -displayfd: Xvfb picks a free display itself and writes its number once it
-    # listens, so parallel sessions never race for one.
+    # listens, so parallel sessions never race for one. -noreset: by default the
+    # server resets when its last client leaves, and refuses connections meanwhile;
+    # the readiness probe (xdpyinfo) is that last client, so a client started right
+    # after it (trayer) failed now and then with "cannot open display".
     read_fd, write_fd = os.pipe()
     xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", SCREEN, "-nolisten", "tcp"],
+        [
+            "Xvfb",
+            "-displayfd",
+            str(write_fd),
+            "-screen",
+            "0",
+            SCREEN,
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
