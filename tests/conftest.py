@@ -101,6 +101,17 @@ _SERVICES: list[SessionServices] = []
 # -- session plumbing -------------------------------------------------------------------
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/reliability/conftest.py: options are read from the first
+    # conftest only.
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        help="run tests/reliability at soak scale (1,000 kills, 100,000 files, a 10 GiB "
+        "file): hours, outside CI; see docs/reliability.md",
+    )
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # A SIGTERM (CI time-out, `kill`) would end Python without running finalizers and
     # leave the servers running; as KeyboardInterrupt it tears down like Ctrl-C does.
