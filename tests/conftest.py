@@ -74,9 +74,10 @@ import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from cli_run import CLI_TIMEOUT, UNPRIVILEGED, RunCli
 from services import MotoKMS, SessionServices
 
 from s3vault.embedded.keyring_session import PrivateKeyring
@@ -88,7 +89,6 @@ if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
 
-CLI_TIMEOUT = 300.0
 VECTORS_DIR = Path(__file__).parent / "vectors"
 _KEPT_VARIABLES = ("S3VAULT_CRASH_SEED",)
 SERVICE_FIXTURES = frozenset({"services", "s3", "kms", "private_keyring", "session_env"})
@@ -278,28 +278,6 @@ def keyring_service(private_keyring: PrivateKeyring, monkeypatch: pytest.MonkeyP
     name = f"s3vault-test-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("S3VAULT_KEYRING_SERVICE", name)
     return name
-
-
-UNPRIVILEGED = (
-    ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
-)
-"""A command prefix under which root, too, obeys file permissions: without these two
-capabilities a process cannot write a folder or read a file its mode forbids (a
-permission-denied case is then a real one, as for a user)."""
-
-
-class RunCli(Protocol):
-    """Type of the ``run_cli`` fixture, for annotations in test modules."""
-
-    def __call__(
-        self,
-        *args: str | os.PathLike[str],
-        input: bytes | None = None,
-        env: Mapping[str, str | None] | None = None,
-        cwd: str | os.PathLike[str] | None = None,
-        timeout: float = CLI_TIMEOUT,
-        unprivileged: bool = False,
-    ) -> subprocess.CompletedProcess[bytes]: ...
 
 
 @pytest.fixture

@@ -163,7 +163,7 @@ def test_usage_errors_from_click_name_the_command_and_keep_the_text(run_cli, tmp
 
 def test_unprivileged_prefix_really_drops_the_override(tmp_path):
     # The tests above rely on it: with the prefix, root cannot write a 0555 folder.
-    from conftest import UNPRIVILEGED
+    from cli_run import UNPRIVILEGED
 
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o555)

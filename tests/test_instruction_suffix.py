@@ -30,7 +30,7 @@ from s3vault.sync.state import StateDB
 from s3vault.vault.vault import Vault
 
 if TYPE_CHECKING:
-    from conftest import RunCli
+    from cli_run import RunCli
     from mypy_boto3_s3 import S3Client
 
 SUFFIX = ".envelope"

@@ -34,7 +34,7 @@ from s3vault.embedded.seaweed import LocalS3
 from s3vault.errors import ExitCode
 
 if TYPE_CHECKING:
-    from conftest import RunCli
+    from cli_run import RunCli
     from mypy_boto3_s3 import S3Client
 
 MiB = 1024 * 1024

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RunCli
+from cli_run import RunCli
 
 from s3vault.errors import ExitCode
 

@@ -16,7 +16,7 @@ from subprocess import CompletedProcess
 
 import platformdirs
 import pytest
-from conftest import RunCli
+from cli_run import RunCli
 
 from s3vault.config.load import load_config
 from s3vault.errors import KeyMissingError

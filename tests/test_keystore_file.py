@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import RunCli
+from cli_run import RunCli
 from cryptography.hazmat.primitives import serialization
 
 from s3vault.config.model import KeystoreSettings

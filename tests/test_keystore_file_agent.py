@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 from agent_helpers import agent_procs, wait_for
-from conftest import RunCli
+from cli_run import RunCli
 
 
 def test_agent_and_rotation_work_on_a_file_keystore_fed_by_a_credential(

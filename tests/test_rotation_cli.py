@@ -22,7 +22,7 @@ from s3vault.keys.store import KeyStore
 from s3vault.vault.vault import Vault
 
 if TYPE_CHECKING:
-    from conftest import RunCli
+    from cli_run import RunCli
     from mypy_boto3_s3 import S3Client
 
 

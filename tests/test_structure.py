@@ -11,6 +11,7 @@ import is still a dependency.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,3 +203,15 @@ def test_only_the_demo_command_uses_the_embedded_services() -> None:
         if layer(target) == "embedded" and layer(name) != "embedded"
     }
     assert users == {"s3vault.cli.demo_command"}
+
+
+def test_no_test_module_imports_from_a_conftest() -> None:
+    # Two conftest.py files (tests/ and tests/reliability/) both load as `conftest`:
+    # an import from it gets whichever loaded last. Shared test code lives in modules.
+    tests_dir = Path(__file__).parent
+    offenders = [
+        str(path.relative_to(tests_dir))
+        for path in sorted(tests_dir.rglob("*.py"))
+        if re.search(r"^\s*(from conftest import|import conftest)", path.read_text(), re.M)
+    ]
+    assert offenders == []
