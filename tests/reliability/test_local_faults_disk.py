@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 from local_helpers import MiB, clean_exit, json_out, leftovers, objects, tmpfs
-from sync_helpers import SYNC_KEY, make_folder_engine, sync_vault, write
+from sync_helpers import SYNC_KEY, sync_vault, write
 
-from s3vault.sync.state import StateDB
 from s3vault.vault.vault import Vault
 
 PREFIX = "disk/"
@@ -153,8 +152,9 @@ def test_restore_into_an_unwritable_folder_fails_cleanly(
     (target / "a.txt").write_bytes(b"kept")
     target.chmod(0o555)
     try:
-        r = run_cli("restore", f"s3://{bucket}/{PREFIX}", target, "--overwrite", "--json",
-                    unprivileged=True)
+        r = run_cli(
+            "restore", f"s3://{bucket}/{PREFIX}", target, "--overwrite", "--json", unprivileged=True
+        )
         get = run_cli("get", f"s3://{bucket}/{PREFIX}c.txt", target / "c.txt", unprivileged=True)
     finally:
         target.chmod(0o755)
