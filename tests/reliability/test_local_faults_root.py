@@ -11,14 +11,20 @@ bytes.
 
 from __future__ import annotations
 
+import hashlib
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from agent_helpers import agent_procs, environ, wait_for
-from local_helpers import clean_exit, json_out, objects, tmpfs, unmount
-from sync_helpers import SYNC_KEY, sync_vault, write
+from local_helpers import MiB, clean_exit, json_out, objects, tmpfs, unmount
+from sync_helpers import SYNC_KEY, decrypted, make_folder_engine, sync_vault, write
 
 from s3vault.agent.client import AgentClient
+from s3vault.sync.model import UNKNOWN_HASH
+from s3vault.sync.report import SyncProgress
+from s3vault.sync.state import StateDB
 from s3vault.vault.vault import Vault
 
 FILES = {f"f{n}.txt": f"file {n}\n".encode() * 50 for n in range(6)}
@@ -76,6 +82,11 @@ def test_sync_root_unmounted_swapped_or_gone_deletes_nothing(
     reliability.fault("sync root gone (sync)")
 
 
+def snapshot(socket: Path) -> dict:
+    with AgentClient(socket, timeout=10) as client:
+        return client.status()
+
+
 def test_agent_whose_root_is_unmounted_deletes_nothing(
     run_cli, vault, bucket, tmp_path, s3_client, reliability
 ):
@@ -91,18 +102,12 @@ def test_agent_whose_root_is_unmounted_deletes_nothing(
     fid = f"s3://{bucket}/agent/"
     with tmpfs(root, "4m"):
         _fill(root)
-        for agents in agent_procs(config, environ()):
+        with contextmanager(agent_procs)(config, environ()) as agents:
             agents.start()
-
-            socket = agents.socket
-
-            def snapshot():
-                with AgentClient(socket, timeout=10) as client:
-                    return client.status()
 
             wait_for(
                 lambda: len(objects(s3_client, bucket, "agent/")) == len(FILES)
-                and snapshot()["state"] == "idle",
+                and snapshot(agents.socket)["state"] == "idle",
                 "the first sync",
             )
             before = objects(s3_client, bucket, "agent/")
@@ -110,9 +115,59 @@ def test_agent_whose_root_is_unmounted_deletes_nothing(
             with AgentClient(agents.socket, timeout=10) as client:
                 client.sync_now(folder=fid)
             snap = wait_for(
-                lambda: (s := snapshot())["folders"][0]["refused"] and s, "the refusal"
+                lambda: (s := snapshot(agents.socket))["folders"][0]["refused"] and s, "the refusal"
             )
             refused = snap["folders"][0]["refused"]
             assert refused["kind"] in ("root-changed", "folder-emptied"), refused
             assert objects(s3_client, bucket, "agent/") == before
     reliability.fault("sync root unmounted (agent)")
+
+
+@pytest.mark.parametrize("change", ["grows", "shrinks", "is replaced"])
+def test_a_file_changing_while_read_is_never_stored_torn(
+    change, vault, bucket, tmp_path, reliability
+):
+    root = tmp_path / "folder"
+    old = os.urandom(20 * MiB)  # multipart (8 MiB parts): read part by part
+    path = write(root, "big.bin", old)
+    new = {"grows": old + os.urandom(MiB), "shrinks": old[: 3 * MiB]}.get(change, b"x" * len(old))
+    changed: list[int] = []
+
+    def change_mid_read(p: SyncProgress) -> None:
+        # Called as the upload's bytes go out: the first part is on its way.
+        if not changed and 0 < p.bytes_done < len(old):
+            changed.append(p.bytes_done)
+            if change == "grows":
+                with path.open("ab") as f:
+                    f.write(new[len(old) :])
+            elif change == "shrinks":
+                os.truncate(path, len(new))
+            else:
+                write(root, "big.bin.new", new).replace(path)
+
+    with StateDB(tmp_path / "state.db") as state:
+        engine = make_folder_engine(root, bucket, "torn", vault, state)
+        report = engine.reconcile(progress=change_mid_read)
+        assert changed, "the file was changed while it was read"
+        row = state.get(engine.fid, "big.bin")
+        stored = _stored(vault, bucket)
+        assert stored in (None, old, new), "a whole version or nothing"
+        if row is not None and row.content_hash != UNKNOWN_HASH:  # the row vouches for S3
+            assert stored is not None and hashlib.sha256(stored).hexdigest() == row.content_hash
+        assert report.deferred == ["big.bin"] or stored is not None, report
+        # Settled: the next run stores the final bytes, and the row says so.
+        report = engine.reconcile()
+        assert report.exit_code == 0, report
+        assert _stored(vault, bucket) == new
+        assert state.get(engine.fid, "big.bin").content_hash == hashlib.sha256(new).hexdigest()
+    reliability.fault(f"file {change} while read")
+    reliability.data(len(new), 0)
+
+
+def _stored(vault: Vault, bucket: str) -> bytes | None:
+    from s3vault.errors import NotFoundError
+
+    try:
+        return decrypted(vault, bucket, "torn/big.bin")
+    except NotFoundError:
+        return None
