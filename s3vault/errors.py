@@ -146,6 +146,8 @@ _LOCAL_REASONS = {
     errno.EROFS: "the file system is read-only",
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "the disk quota is exceeded",
+    # A file past the file system's largest or the process's `ulimit -f`.
+    errno.EFBIG: "the file is larger than the file system or the file size limit allows",
     errno.ENOTDIR: "a part of the path is not a folder",
     errno.EISDIR: "it is a folder",
 }

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import io
 import logging
 import os
 import secrets
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
+from typing import BinaryIO, cast
 
 from s3vault.config.sync import FolderSettings
 from s3vault.errors import NotFoundError, S3VaultError
 from s3vault.etag import same_etag
+from s3vault.localfile import changed_since
 from s3vault.sync.metadata import MTIME_METADATA, UPLOAD_TOKEN_METADATA
 from s3vault.sync.model import UNKNOWN_HASH, RemoteObject, StateRows, SyncedFile
 from s3vault.sync.runner import Runner
@@ -105,11 +109,55 @@ class Ownership:
         elif self.is_own(token):
             new = self.own_row(path, head)
             why = "was written here before an interruption"
+        elif row is None and (same := self.same_content_row(path, head)) is not None:
+            new = same
+            why = "already holds the file (its state was lost, or it was restored here)"
         else:
             return None
         self.state.record_synced(self.fid, new)
         log.info("%s: %s %s", self.fid, path, why)
         return new
+
+    def same_content_row(self, path: str, head: ObjectHead) -> SyncedFile | None:
+        """A row for the object at ``path`` if it holds exactly the local file, else None.
+
+        For a file with no row whose object another state wrote: the state database
+        was deleted or rebuilt, or the folder was restored from S3 on this machine.
+        Only an object whose plaintext size and recorded mtime are the file's is
+        fetched (restore and ``cp -a`` keep the mtime), and only identical bytes
+        (SHA-256 of the decrypted object) make it this file's object; anything else
+        stays a conflict. Without this, every file would be a conflict for ever.
+        """
+        mtime = head.metadata.get(MTIME_METADATA, "")
+        full = self.folder.local_path(path)
+        try:
+            now = os.stat(full, follow_symlinks=self.folder.follow_symlinks)
+            if not mtime.isdigit() or (now.st_size, now.st_mtime_ns) != (
+                self.vault.sealed_plaintext_size(head),
+                int(mtime),
+            ):
+                return None
+            digest = hash_file(full, follow_symlinks=self.folder.follow_symlinks)
+        except OSError:
+            return None
+        theirs = _HashingSink()
+        try:
+            self.vault.get(self.folder.bucket, head.key, cast(BinaryIO, theirs))  # verified first
+        except S3VaultError as exc:  # e.g. sealed with a key this machine lacks
+            log.info("%s: %s not compared with its object: %s", self.fid, path, exc.message)
+            return None
+        if theirs.hexdigest() != digest or changed_since(full, now):
+            return None
+        return SyncedFile(
+            path=path,
+            size=now.st_size,
+            mtime_ns=now.st_mtime_ns,
+            content_hash=digest,
+            etag=head.etag,
+            key_name=self.vault.master_key_name(head) or self.folder.key,
+            version_id=head.version_id,
+            token=head.metadata.get(UPLOAD_TOKEN_METADATA),
+        )
 
     def holds_file(self, row: SyncedFile) -> bool:
         """Whether ``row``'s object holds the file as it is now (by size and mtime, as
@@ -187,3 +235,21 @@ class Ownership:
         self.state.record_synced(self.fid, self.own_row(upload.path, head))
         log.info("%s: adopted %s, uploaded before an interruption", self.fid, upload.path)
         return True
+
+
+class _HashingSink(io.RawIOBase):
+    """A write-only stream that keeps only the SHA-256 of what it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._hash = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self._hash.update(data)
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()

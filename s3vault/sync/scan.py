@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from s3vault.errors import local_error
 from s3vault.sync.ignore import IgnoreRules
 from s3vault.sync.model import LocalFile, RootIdentity
 
@@ -326,4 +327,8 @@ def _kind(mode: int) -> str:
 
 
 def _why(exc: OSError) -> str:
-    return exc.strerror or str(exc)
+    """What a per-path error says: which path could not be read, and why in words
+    ("cannot read /home/me/Documents/private: permission denied"), as for a file."""
+    if exc.filename is None:
+        return exc.strerror or str(exc)
+    return local_error(exc, "read", os.fsdecode(exc.filename)).message

@@ -177,7 +177,8 @@ class StateDB:
             raise StateError(
                 f"cannot open the state database {path}: {exc}",
                 hint="If the file is damaged, move it away: the next sync rebuilds it "
-                "(files other machines also wrote then show as conflicts).",
+                "from S3 (an object that holds a file's very bytes is that file's; "
+                "nothing is uploaded again).",
             ) from None
         except OSError as exc:
             raise local_error(exc, "create the state database", path) from None
