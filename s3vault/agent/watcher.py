@@ -444,10 +444,12 @@ class SyncLoop:
                 for path in report.deferred:
                     run.schedule.debouncer.add(FsEvent("modified", path))
             self.status.end_sync(fid, report, paths=job.paths)
-            if report.went_offline:
-                # The engine retried and then gave up on these files, S3 being
-                # unreachable: back off and try everything again, as after a failed start.
-                self._failed(run, job, "offline", UnreachableError("S3 unreachable"), retry=True)
+            reason = report.offline_reason
+            if reason is not None:
+                # The engine retried and then gave up on these files, S3 (or KMS, or the
+                # keyring) being unreachable: back off and try everything again, as after
+                # a failed start. The status says which service did not answer.
+                self._failed(run, job, "offline", UnreachableError(reason), retry=True)
         if job.paths is None:
             release_free_memory()  # after a full run: the agent idles at its working size
         self.on_reconciled()

@@ -10,13 +10,16 @@ through obstore with less client CPU; `vault.fetch` chooses between them.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from botocore.exceptions import BotoCoreError
+
 from s3vault.config.model import TransferSettings
 from s3vault.errors import UnreachableError
-from s3vault.remote.errors import s3_errors
+from s3vault.remote.errors import s3_errors, translate
 from s3vault.remote.objects import ObjectHead, Progress, s3_url
 from s3vault.remote.session import AwsSession
 from s3vault.remote.throttle import Throttle
@@ -24,6 +27,10 @@ from s3vault.remote.throttle import Throttle
 MiB = 1024 * 1024
 RANGE_SIZE = 4 * MiB
 """Bytes per ranged GET of a large object; `concurrency` of them are in memory at most."""
+BODY_ATTEMPTS = 4
+"""Tries of one body (or range) that breaks off mid-way, the first included; each
+retry resumes where the last stopped. botocore's own retries cover the request."""
+BODY_BACKOFF = 0.2  # seconds before the first resume; doubled each time
 
 
 class Chunks(Iterator[bytes]):
@@ -63,6 +70,13 @@ class Chunks(Iterator[bytes]):
         self.close()
 
 
+def _cut_short(what: str, got_to: int, end: int) -> UnreachableError:
+    return UnreachableError(
+        f"the download of {what} was cut short at byte {got_to} of {end}",
+        hint="Try again; if this persists, check the network or the S3 endpoint.",
+    )
+
+
 def iter_object(
     session: AwsSession,
     head: ObjectHead,
@@ -85,17 +99,41 @@ def _iter_single(
     what = s3_url(head.bucket, head.key)
     if throttle is not None:
         throttle.take(head.size)
-    with s3_errors(what):
-        body = session.s3_client.get_object(Bucket=head.bucket, Key=head.key, IfMatch=head.etag)[
-            "Body"
-        ]
+    offset = 0
+    for attempt in range(1, BODY_ATTEMPTS + 1):
+        # botocore retries a request that fails before its answer, not a body cut
+        # short (a reset, a truncated answer): those resume here, from the bytes
+        # already handed on, pinned to the same ETag.
+        ranged = {"Range": f"bytes={offset}-"} if offset else {}
+        with s3_errors(what):
+            response = session.s3_client.get_object(
+                Bucket=head.bucket, Key=head.key, IfMatch=head.etag, **ranged
+            )
+        body = response["Body"]
+        if offset and not str(response.get("ContentRange", "")).startswith(f"bytes {offset}-"):
+            body.close()  # a store that ignored the range: its bytes would not fit on
+            raise _cut_short(what, offset, head.size)
         try:
             for chunk in body.iter_chunks(MiB):
+                offset += len(chunk)
                 if progress:
                     progress(len(chunk))
                 yield chunk
+        except BotoCoreError as exc:
+            if offset >= head.size:
+                # Every byte came (the answer announced more): the decryptor
+                # authenticates them all, so nothing wrong can pass.
+                return
+            failure = translate(exc, what)
+        else:
+            if offset >= head.size:
+                return
+            failure = _cut_short(what, offset, head.size)
         finally:
             body.close()
+        if attempt >= BODY_ATTEMPTS:
+            raise failure
+        time.sleep(BODY_BACKOFF * 2 ** (attempt - 1))
 
 
 def _iter_ranges(
@@ -112,23 +150,30 @@ def _iter_ranges(
         end = min(start + part, head.size) - 1
         if throttle is not None:
             throttle.take(end - start + 1)
-        with s3_errors(what):
-            r = session.s3_client.get_object(
-                Bucket=head.bucket,
-                Key=head.key,
-                Range=f"bytes={start}-{end}",
-                IfMatch=head.etag,
-            )
-            data = bytes(r["Body"].read())
-        if len(data) != end - start + 1:
-            raise UnreachableError(
-                f"the download of {what} was cut short: {len(data)} of "
-                f"{end - start + 1} bytes at offset {start}",
-                hint="Try again; if this persists, check the network or the S3 endpoint.",
-            )
-        if progress:
-            progress(len(data))
-        return data
+        for attempt in range(1, BODY_ATTEMPTS + 1):
+            with s3_errors(what):
+                body = session.s3_client.get_object(
+                    Bucket=head.bucket,
+                    Key=head.key,
+                    Range=f"bytes={start}-{end}",
+                    IfMatch=head.etag,
+                )["Body"]
+            try:
+                data = bytes(body.read())
+            except BotoCoreError as exc:  # cut short: asked again, as in _iter_single
+                failure = translate(exc, what)
+            else:
+                if len(data) == end - start + 1:
+                    if progress:
+                        progress(len(data))
+                    return data
+                failure = _cut_short(what, start + len(data), end + 1)
+            finally:
+                body.close()
+            if attempt >= BODY_ATTEMPTS:
+                raise failure
+            time.sleep(BODY_BACKOFF * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     starts = iter(range(0, head.size, part))
     window: deque[Future[bytes]] = deque()

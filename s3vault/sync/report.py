@@ -115,7 +115,13 @@ class SyncReport:
     @property
     def went_offline(self) -> bool:
         """Some files were given up on because S3 could not be reached (exit code 6)."""
-        return any(e.exit_code == ExitCode.UNREACHABLE for e in self.errors)
+        return self.offline_reason is not None
+
+    @property
+    def offline_reason(self) -> str | None:
+        """Why the first file given up on could not be sent (S3, KMS or the keyring did
+        not answer), None if none was."""
+        return next((e.message for e in self.errors if e.exit_code == ExitCode.UNREACHABLE), None)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
