@@ -224,4 +224,6 @@ def test_the_command_line_on_tampered_objects(
     for key, parts in before.items():
         assert read_parts(s3_client, stocked, key) == parts, f"rotate --reencrypt changed {key}"
     assert os.listdir(tmp_path) == ["restored"]
-    reliability.hostile_input("negative vector (CLI restore, inspect, rotate)", 2 * len(NEGATIVE) + 1)
+    reliability.hostile_input(
+        "negative vector (CLI restore, inspect, rotate)", 2 * len(NEGATIVE) + 1
+    )
