@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 PREFIX = "fuzz/"
-CI_EXAMPLES = 150
+CI_EXAMPLES = 100
 CI_ROTATIONS = 30
 SOAK_FACTOR = 40
 
@@ -556,7 +556,7 @@ def test_get_inspect_ls_restore_and_sync_survive_fuzzed_objects(
     # One example of each kind through the real command line: exit codes, no traceback.
     sample = {s.mutation.kind: s for s in stored if s.outcome == "error"}
     tried = 0
-    for kind, s in sorted(sample.items())[:: 1 if soak else 3]:
+    for kind, s in sorted(sample.items())[:: 1 if soak else 5]:
         r = run_cli(keys.env, "get", f"s3://{bucket}/{s.key}", out_dir / "x", cwd=tmp_path)
         assert_clean_failure(r, set(HOSTILE_CODES))
         assert list(out_dir.iterdir()) == [], kind
@@ -564,7 +564,7 @@ def test_get_inspect_ls_restore_and_sync_survive_fuzzed_objects(
         assert b"Traceback" not in r.stderr, r.stderr.decode()
         assert r.returncode in {0, *HOSTILE_CODES}, (kind, r.returncode, r.stderr.decode())
         tried += 1
-    assert tried >= 3
+    assert tried >= 2
     reliability.hostile_input("fuzzed object (CLI get and inspect)", 2 * tried)
 
 
