@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.errors
 import email.header
 import functools
 import json
@@ -234,6 +235,9 @@ def parse_instruction_file(body: bytes) -> dict[str, str]:
         value = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as exc:
         raise FormatError(f"the instruction file is not valid JSON: {exc}") from exc
+    except RecursionError:
+        # JSON nested thousands deep (json recurses once per level): hostile, not ours.
+        raise FormatError("the instruction file is not valid JSON: nested too deep") from None
     return _string_map(value, "the instruction file")
 
 
@@ -379,6 +383,8 @@ def _json_field(fields: Mapping[str, str], name: str) -> dict[str, str]:
         value = json.loads(_decode_s3_double_encoding(text), object_pairs_hook=_no_duplicates)
     except ValueError as exc:
         raise FormatError(f"invalid envelope: {name} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise FormatError(f"invalid envelope: {name} is not valid JSON: nested too deep") from None
     return _string_map(value, name)
 
 
@@ -393,7 +399,8 @@ def _decode_s3_double_encoding(text: str) -> str:
             part.decode(charset or "ascii") if isinstance(part, bytes) else part
             for part, charset in parts
         )
-    except (ValueError, LookupError, UnicodeDecodeError) as exc:
+    except (ValueError, LookupError, UnicodeDecodeError, email.errors.HeaderParseError) as exc:
+        # HeaderParseError: bad base64 in a "B" word (=?UTF-8?B?A?=).
         raise FormatError(f"invalid envelope: undecodable RFC 2047 value {text!r}") from exc
 
 

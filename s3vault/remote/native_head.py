@@ -117,8 +117,17 @@ async def _head(
         try:
             result = await obstore.get_async(store, key, options={"head": True})
         except Exception as exc:
+            if _UNDECODABLE_METADATA in str(exc):
+                # object_store refuses the whole answer when one user metadata value is
+                # not UTF-8 (anyone who can write to the bucket can store one); boto3
+                # reads it, as `head` and `get` do, and the envelope check judges it.
+                return await asyncio.to_thread(_boto3_head, native, bucket, key)
             return native_error(exc, s3_url(bucket, key))
         return head_of(bucket, key, result)
+
+
+_UNDECODABLE_METADATA = "contained non UTF-8 characters"
+"""How object_store says a metadata value of an answer is not UTF-8."""
 
 
 def _boto3_head(native: NativeS3, bucket: str, key: str) -> HeadResult:

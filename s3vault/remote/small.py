@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from s3vault.errors import ConfigError, ConflictError, NotFoundError, RefusedError
+from s3vault.errors import ConflictError, FormatError, NotFoundError, RefusedError
 from s3vault.etag import same_etag
 from s3vault.remote.errors import error_code, http_status, s3_errors, translate
 from s3vault.remote.objects import (
@@ -59,7 +59,7 @@ def get_bytes(session: AwsSession, bucket: str, key: str, *, max_bytes: int = 1 
         r = session.s3_client.get_object(Bucket=bucket, Key=key)
         if int(r["ContentLength"]) > max_bytes:
             r["Body"].close()
-            raise ConfigError(f"{s3_url(bucket, key)} is too large to be an envelope")
+            raise FormatError(f"{s3_url(bucket, key)} is too large to be an envelope")
         return bytes(r["Body"].read())
 
 
@@ -177,7 +177,9 @@ def get_small(
         r = session.s3_client.get_object(**kwargs)
         if int(r["ContentLength"]) > max_bytes:
             r["Body"].close()
-            raise ConfigError(f"{what} is too large to be an envelope")
+            # An instruction file of megabytes is a hostile or foreign object, not
+            # an envelope: an integrity failure, like any other malformed one.
+            raise FormatError(f"{what} is too large to be an envelope")
         body = bytes(r["Body"].read())
     return body, StoredObject(head_from_response(bucket, key, r), kept_headers(r))
 

@@ -6,20 +6,22 @@ the desktop app's downloads map a key to a path only through `target_path`.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from s3vault.errors import RefusedError, local_error
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows: 255 UTF-16 units)
 
 
 def target_path(root: Path, relkey: str) -> Path:
     """Where the object with key ``prefix + relkey`` goes under ``root``.
 
     Raises RefusedError for a key that would leave ``root``: ``..`` segments (with
-    ``/`` or ``\\``), absolute paths, drive letters, NUL; and, after resolving any
-    links already under ``root``, anything that lands outside it.
+    ``/`` or ``\\``), absolute paths, drive letters, NUL, a name over `NAME_MAX` bytes;
+    and, after resolving any links already under ``root``, anything that lands outside it.
     """
     if not relkey or "\x00" in relkey:
         raise RefusedError(f"object key {relkey!r} is not a usable file name")
@@ -28,6 +30,12 @@ def target_path(root: Path, relkey: str) -> Path:
         raise RefusedError(f"object key {relkey!r} is an absolute path: not restored")
     if any(s in ("..", ".") for s in segments) or "" in segments[:-1]:
         raise RefusedError(f"object key {relkey!r} would leave the target folder: not restored")
+    if any(len(os.fsencode(s)) > NAME_MAX for s in relkey.split("/")):
+        raise RefusedError(
+            f"object key {relkey!r} has a name longer than the {NAME_MAX} bytes a file "
+            "name may have: not restored",
+            hint="Download it under another name with `s3vault get KEY LOCAL`.",
+        )
     base = root.resolve()
     path = base.joinpath(*relkey.split("/"))
     if not path.resolve().is_relative_to(base):
@@ -39,7 +47,11 @@ def free_target(root: Path, relkey: str, *, overwrite: bool = False) -> Path | N
     """The path for ``relkey`` under ``root`` (`target_path`), its folder created; None
     when a file is already there and ``overwrite`` is not set (it is kept)."""
     path = target_path(root, relkey)
-    if path.exists() and not overwrite:
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. a path longer than PATH_MAX: this file only
+        raise local_error(exc, "write", path) from None
+    if exists and not overwrite:
         return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

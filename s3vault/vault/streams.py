@@ -112,7 +112,7 @@ def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target
     _refuse_special(target)
     try:
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".s3vault-part", dir=target.parent
+            prefix=f".{_short_name(target.name)}.", suffix=".s3vault-part", dir=target.parent
         )
     except OSError as exc:
         raise local_error(exc, "write into", target.parent) from None
@@ -143,6 +143,14 @@ def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target
         _remove(tmp)
         raise
     return size
+
+
+def _short_name(name: str, limit: int = 100) -> str:
+    """``name`` cut to at most ``limit`` bytes (whole characters), for the temp file's
+    name: the target's own may be up to 255 bytes, and the temp file adds 23."""
+    while len(os.fsencode(name)) > limit:
+        name = name[:-1]
+    return name
 
 
 class _EarlyWriteback:
