@@ -238,6 +238,7 @@ def _start_process() -> None:
     no_core_dumps()
     if os.environ.get("S3VAULT_LOG_LEVEL"):
         log_to(logging.StreamHandler(sys.stderr))
+        logging.getLogger(__name__).debug("s3vault %s, pid %d", __version__, os.getpid())
 
 
 def main(argv: list[str] | None = None) -> None:
