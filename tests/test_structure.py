@@ -26,17 +26,19 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "etag": set(),
     "localfile": set(),
+    "private": set(),
+    "process": {"errors"},
     "config": {"errors"},
     "crypto": {"errors"},
     "remote": {"errors", "config", "etag"},
-    "keys": {"errors", "config", "crypto", "remote"},
+    "keys": {"errors", "config", "crypto", "remote", "private"},
     "vault": {"errors", "config", "crypto", "keys", "remote", "etag", "localfile"},
-    "sync": {"errors", "config", "etag", "localfile", "vault"},
-    "agent": {"errors", "config", "keys", "vault", "sync"},
+    "sync": {"errors", "config", "etag", "localfile", "vault", "private"},
+    "agent": {"errors", "config", "keys", "vault", "sync", "private", "process"},
     "embedded": {"errors"},
     # The desktop app: a face like the CLI, over the vault and the agent's socket; it
     # never runs the sync engine (only the agent does).
-    "gui": {"errors", "config", "keys", "vault", "agent", "localfile", "etag", ""},
+    "gui": {"errors", "config", "keys", "vault", "agent", "localfile", "etag", "private", ""},
     "cli": {
         "errors",
         "config",
@@ -48,6 +50,8 @@ ALLOWED: dict[str, set[str]] = {
         "agent",
         "embedded",
         "gui",  # only `s3vault gui`, lazily: the extra `gui` may be absent
+        "private",
+        "process",
         "",  # s3vault/__init__.py: the version
     },
     "__main__": {"cli"},

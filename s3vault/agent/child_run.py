@@ -44,6 +44,7 @@ from s3vault.errors import (
     UnreachableError,
     UsageError,
 )
+from s3vault.process import log_to, no_core_dumps
 from s3vault.sync.report import FileDone, PathError, PathIssue, SyncProgress, SyncReport
 
 if TYPE_CHECKING:
@@ -220,13 +221,11 @@ def _write(out: IO[str], message: dict[str, Any]) -> None:
 def main(argv: list[str]) -> int:
     """``python -m s3vault.agent.child_run AGENT_PID``, the request on stdin."""
     _die_with_parent(int(argv[0]))
+    no_core_dumps()  # it holds the data keys of the run, like the agent
     # Our protocol has stdout to itself: anything else printed goes to the log.
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("s3vault").addHandler(handler)
-    logging.getLogger("s3vault").setLevel(logging.INFO)
+    log_to(logging.StreamHandler(sys.stderr))
     request = json.loads(sys.stdin.readline())
     try:
         report = _reconcile(request, lambda p: _write(out, {"progress": asdict(p)}))

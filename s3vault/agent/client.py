@@ -52,13 +52,34 @@ class AgentClient:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
-            self._sock.connect(str(self.path))
+            self._connect(timeout)
         except (FileNotFoundError, ConnectionRefusedError):
             self._sock.close()
             raise AgentNotRunningError(
                 "the s3vault agent is not running", hint=NOT_RUNNING_HINT
             ) from None
         self._rfile = self._sock.makefile("rb")
+
+    def _connect(self, timeout: float) -> None:
+        """Connect, waiting while the agent's accept queue is full.
+
+        A Unix socket's connect does not wait for room in the queue the way a TCP one
+        does: with a timeout set it fails at once with EAGAIN. So wait here, up to
+        ``timeout``, as a blocking connect would.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._sock.connect(str(self.path))
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._sock.close()
+                    raise UnreachableError(
+                        f"the s3vault agent did not accept a connection in {timeout:g} s",
+                        hint="It is busy with many clients; try again.",
+                    ) from None
+                time.sleep(0.05)
 
     def close(self) -> None:
         self._rfile.close()

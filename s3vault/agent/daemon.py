@@ -35,6 +35,8 @@ from s3vault.agent.status import AgentStatus
 from s3vault.agent.watcher import FolderRun, FolderWatch, Reconciler, Schedule, SyncLoop
 from s3vault.config.sync import FolderSettings
 from s3vault.errors import ConfigError, NotFoundError
+from s3vault.private import private_file
+from s3vault.process import log_to
 from s3vault.sync.events import Debouncer
 from s3vault.sync.ignore import IgnoreRules
 
@@ -356,9 +358,9 @@ def _setup_logging(foreground: bool) -> None:
     handler: logging.Handler
     if foreground:
         handler = logging.StreamHandler(sys.stderr)
-    else:
-        handler = logging.FileHandler(paths.state_dir() / LOG_NAME, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("s3vault")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    else:  # created 0600 first: FileHandler would make it as the umask says
+        handler = logging.FileHandler(private_file(paths.state_dir() / LOG_NAME), encoding="utf-8")
+    # The agent's log replaces the command's (S3VAULT_LOG_LEVEL): one line per record.
+    for old in logging.getLogger("s3vault").handlers[:]:
+        logging.getLogger("s3vault").removeHandler(old)
+    log_to(handler)

@@ -15,6 +15,7 @@ from pathlib import Path
 import platformdirs
 
 from s3vault.errors import RefusedError
+from s3vault.private import private_dir
 
 APP = "s3vault"
 SOCKET_NAME = "agent.sock"
@@ -73,7 +74,5 @@ def lock_path() -> Path:
 
 
 def state_dir() -> Path:
-    """The agent's persistent state (the state database, the log of a detached agent)."""
-    path = Path(platformdirs.user_state_dir(APP))
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+    """The agent's persistent state (the state database, the log of a detached agent): 0700."""
+    return private_dir(Path(platformdirs.user_state_dir(APP)))

@@ -44,6 +44,9 @@ class ControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     daemon_threads = True  # a subscriber must not keep the agent from exiting
     allow_reuse_address = False
+    # socketserver's 5: a burst of clients (the app, scripts, a peer holding half
+    # requests) filled it and the next connect failed at once with EAGAIN.
+    request_queue_size = 128
 
     def __init__(
         self,

@@ -25,6 +25,7 @@ from s3vault.cli.output import (
     report_problem,
 )
 from s3vault.errors import ConfigError, ExitCode, UnreachableError, UsageError
+from s3vault.private import open_private_append
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -116,7 +117,7 @@ def _start_detached(app: AppContext, *, as_json: bool = False) -> int:
     if app.config_path is not None:
         command += ["--config", os.fspath(app.config_path.absolute())]
     command += ["agent", "--detached-child"]
-    with open(log_path, "ab") as log:
+    with open_private_append(log_path) as log:
         offset = log.tell()
         child = subprocess.Popen(
             command,

@@ -12,6 +12,8 @@ ends in a traceback.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from s3vault import __version__
 from s3vault.cli.context import AppContext
 from s3vault.cli.output import emit_json, err_console, error_object, report_problem, styled
 from s3vault.errors import ExitCode, S3VaultError
+from s3vault.process import log_to, no_core_dumps
 
 EPILOG = """\b
 Examples:
@@ -230,10 +233,19 @@ def _report_os_error(exc: OSError) -> None:
     err_console.print(styled(("error:", "bold red"), " ", f"cannot use{where}: {reason}"))
 
 
+def _start_process() -> None:
+    """No core dumps (keys are in memory); s3vault's log on stderr if asked for."""
+    no_core_dumps()
+    if os.environ.get("S3VAULT_LOG_LEVEL"):
+        log_to(logging.StreamHandler(sys.stderr))
+        logging.getLogger(__name__).debug("s3vault %s, pid %d", __version__, os.getpid())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `s3vault` script and of `python -m s3vault`."""
     args = sys.argv[1:] if argv is None else argv
     try:
+        _start_process()
         result: Any = cli.main(args=args, prog_name="s3vault", standalone_mode=False)
     except S3VaultError as exc:
         report_error(exc, as_json="--json" in args)

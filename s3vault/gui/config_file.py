@@ -25,6 +25,7 @@ from ruamel.yaml.error import YAMLError
 
 from s3vault.config.model import Config
 from s3vault.errors import ConfigError, RefusedError, local_error
+from s3vault.private import private_dir
 
 Document = CommentedMap
 
@@ -116,7 +117,7 @@ def write_document(path: Path, doc: Document) -> None:
             f"the edited config for {path} would not read back the same; nothing was written",
             hint="Edit the file by hand (a bug in the round trip of its layout).",
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent, tighten=False)  # a folder of the user's choosing: only if new
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:

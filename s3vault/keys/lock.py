@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import platformdirs
 
 from s3vault.errors import ConflictError, local_error
+from s3vault.private import private_dir as make_private_dir
 
 if TYPE_CHECKING:
     from filelock import FileLock
@@ -41,9 +42,9 @@ def file_lock_path(keystore: Path) -> Path:
 
 
 def private_dir(path: Path) -> None:
-    """Create the folder ``path`` (and its parents) as 0700 when it is missing."""
+    """Create the folder ``path`` (and its missing parents) as 0700 when it is missing."""
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(path, tighten=False)  # maybe a keystore folder the user named
     except OSError as exc:
         raise local_error(exc, "create the folder", path) from None
 

@@ -39,6 +39,7 @@ from typing import Any
 import platformdirs
 
 from s3vault.errors import ConflictError, LocalFileError, local_error
+from s3vault.private import private_dir, private_file
 from s3vault.sync.model import RootIdentity, StateRows, SyncedFile
 
 SCHEMA_VERSION = 3
@@ -159,13 +160,22 @@ def default_state_path() -> Path:
     return Path(platformdirs.user_state_dir("s3vault")) / "state.db"
 
 
+def _sidecar(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
 class StateDB:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
         self._depth = 0
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # 0600 in a 0700 folder before SQLite opens it (it would follow the umask);
+            # SQLite gives its -wal and -shm the mode of the database.
+            private_file(path)
+            for extra in (_sidecar(path, "-wal"), _sidecar(path, "-shm")):
+                if extra.exists():  # an older install's, made with the umask's mode
+                    private_file(extra)
             # isolation_level=None: no implicit transactions; ours are explicit.
             self._conn = sqlite3.connect(
                 path, timeout=30, isolation_level=None, check_same_thread=False
@@ -225,7 +235,7 @@ class StateDB:
         name = hashlib.sha256(folder_id.encode()).hexdigest()[:24]
         path = self.path.parent / "locks" / f"{name}.lock"
         try:
-            path.parent.mkdir(mode=0o700, exist_ok=True)
+            private_dir(path.parent)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise local_error(exc, "create the lock file", path) from None
