@@ -126,4 +126,3 @@ def test_agent_killed_9_at_random_moments_converges_after_each_chain(
         survived += chain
         reliability.kill("agent", chain)
         reliability.data(checked, 0)
-

@@ -53,9 +53,7 @@ def backup_prefix(keyring_service, bucket, tmp_path):
         data = rng.randbytes(6 * MiB if n < 2 else rng.randint(0, 8192))
         source.write_bytes(data)
         mtime = 1_600_000_000_000_000_000 + n * 1_000_000_000
-        vault.put(
-            source, bucket, PREFIX + rel, extra_metadata={MTIME_METADATA: str(mtime)}
-        )
+        vault.put(source, bucket, PREFIX + rel, extra_metadata={MTIME_METADATA: str(mtime)})
         expected[rel] = sha(data)
     return config, expected
 
@@ -75,16 +73,20 @@ def run_then_kill_9_after(
         argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    while proc.poll() is None and (
-        not target.exists() or len(files_under(target)) < n
-    ):
+    while proc.poll() is None and (not target.exists() or len(files_under(target)) < n):
         time.sleep(0.002)
     time.sleep(rng.uniform(0, 0.02))
     return kill_9(proc)
 
 
 def test_restore_killed_9_at_random_moments_then_run_again_is_complete_and_bit_identical(
-    backup_prefix, bucket, tmp_path, session_env, keyring_service, crash_seed, soak,
+    backup_prefix,
+    bucket,
+    tmp_path,
+    session_env,
+    keyring_service,
+    crash_seed,
+    soak,
     reliability,
 ):
     config, expected = backup_prefix
