@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import BinaryIO, cast
 
 from s3vault.config.sync import FolderSettings
-from s3vault.errors import NotFoundError, S3VaultError
+from s3vault.errors import AccessDeniedError, NotFoundError, S3VaultError
 from s3vault.etag import same_etag
 from s3vault.localfile import changed_since
 from s3vault.sync.metadata import MTIME_METADATA, UPLOAD_TOKEN_METADATA
@@ -208,18 +208,30 @@ class Ownership:
         Multipart uploads of the others are aborted; only keys this machine
         announced are touched, and only uploads initiated before this run. A write
         S3 commits after this (it was still on its way) carries this state's writer
-        id and is relearned by a later plan. Best effort: with S3 unreachable, the
-        next run tries again.
+        id and is relearned by a later plan. Best effort, write by write: one S3
+        refuses or that finds S3 unreachable is tried again at the next run (the
+        adoption of the others goes on); without the right to list or abort
+        multipart uploads, a write is still adopted or forgotten.
         """
-        leftovers = self.state.uploads(self.fid)
-        if not leftovers:
-            return
         now = datetime.now(UTC)
-        with contextlib.suppress(S3VaultError):
-            for upload in leftovers:
+        # Each write on its own: one that fails (a denied or refused request) must not
+        # keep the others from being adopted.
+        for upload in self.state.uploads(self.fid):
+            settled = True
+            try:
                 self.vault.abort_unfinished_uploads(self.folder.bucket, upload.key, now)
-                if not self._adopt(upload):
+            except AccessDeniedError as exc:
+                # Not allowed to list or abort uploads: never will be; its parts stay
+                # until a lifecycle rule ends them.
+                log.warning("%s: parts of %s left in S3: %s", self.fid, upload.path, exc.message)
+            except S3VaultError as exc:
+                settled = False  # tried again at the next run
+                log.warning("%s: %s: %s", self.fid, upload.path, exc.message)
+            try:
+                if not self._adopt(upload) and settled:
                     self.state.end_upload(self.fid, upload.path)
+            except S3VaultError as exc:
+                log.warning("%s: %s: %s", self.fid, upload.path, exc.message)
 
     def _adopt(self, upload: InFlightUpload) -> bool:
         """Record ``upload`` as synced if S3 holds its object; False if it does not."""

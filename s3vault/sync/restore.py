@@ -5,7 +5,8 @@ anyone: a key is mapped to a path only if that path stays inside the target fold
 (`target_path`, shared with the desktop app's downloads in `s3vault.vault.local_paths`).
 Each object is decrypted into a temp file beside its target and moved into place
 only once it verified (`Vault.get` to a path), so a tampered object
-leaves no file behind.
+leaves no file behind. The temp files a killed restore left are removed by the next
+one (`remove_leftover_parts`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from s3vault.sync.metadata import MTIME_METADATA
 from s3vault.sync.report import PathError
 from s3vault.vault import ObjectHead, Vault
 from s3vault.vault.local_paths import free_target
+from s3vault.vault.streams import remove_leftover_parts
 
 
 @dataclass
@@ -61,6 +63,7 @@ def restore(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise local_error(exc, "create the folder", root) from None
+    remove_leftover_parts(root)
     with vault.keys.remembering_keys():
         found = _restore_all(
             vault, bucket, prefix, root, report, overwrite, key_name, allow_legacy, on_file

@@ -4,7 +4,8 @@
   read in order by the S3 layer, and notices a file that changes while it is read.
 - `decrypt_to_file` writes plaintext to a temporary file beside the target and moves
   it into place only after the tag verified: no unauthenticated byte is ever visible
-  under the target's name.
+  under the target's name. `remove_leftover_parts` removes the temp files a killed
+  process left behind.
 - `decrypt_to_stream` (for `get ... -`) spools the *ciphertext* to an anonymous temp
   file, verifies it, then decrypts it again to the stream: plaintext never touches
   the disk and nothing unverified reaches the reader.
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import stat
@@ -102,6 +104,10 @@ class EncryptingReader:
         return view
 
 
+PART_SUFFIX = ".s3vault-part"
+"""`decrypt_to_file`'s temp files are ``.NAME.RANDOM.s3vault-part`` beside the target."""
+
+
 def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target: Path) -> int:
     """Decrypt into a temp file beside ``target``, verify, then rename into place.
 
@@ -112,11 +118,16 @@ def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target
     _refuse_special(target)
     try:
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{_short_name(target.name)}.", suffix=".s3vault-part", dir=target.parent
+            prefix=f".{_short_name(target.name)}.", suffix=PART_SUFFIX, dir=target.parent
         )
     except OSError as exc:
         raise local_error(exc, "write into", target.parent) from None
     tmp = Path(tmp_name)
+    # Locked while this process lives, until the rename (a dup keeps the lock after
+    # the file is closed): `remove_leftover_parts` leaves a locked temp file alone.
+    with contextlib.suppress(OSError):  # a file system without locks: it keeps them all
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    lock = os.dup(fd)
     size = 0
     try:
         with os.fdopen(fd, "wb") as out, _EarlyWriteback(fd) as writeback:
@@ -142,6 +153,8 @@ def decrypt_to_file(chunks: Iterable[bytes], decryptor: ContentDecryptor, target
     except BaseException:
         _remove(tmp)
         raise
+    finally:
+        os.close(lock)
     return size
 
 
@@ -151,6 +164,36 @@ def _short_name(name: str, limit: int = 100) -> str:
     while len(os.fsencode(name)) > limit:
         name = name[:-1]
     return name
+
+
+def remove_leftover_parts(folder: Path) -> int:
+    """Remove the temp files of `decrypt_to_file` left anywhere under ``folder`` by a
+    process that was killed (kill -9, a power cut): unverified plaintext that no one
+    will finish. A temp file a live process is writing is locked, and kept. Returns
+    how many were removed."""
+    removed = 0
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            if name.startswith(".") and name.endswith(PART_SUFFIX):
+                removed += _remove_if_abandoned(Path(dirpath, name))
+    return removed
+
+
+def _remove_if_abandoned(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: a live one
+        path.unlink()  # under the lock: its writer is gone
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 class _EarlyWriteback:

@@ -9,8 +9,10 @@ goes on with the others.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 from s3vault.crypto.constants import CEK_CBC
 from s3vault.crypto.envelope import Envelope, Version
@@ -69,6 +71,7 @@ class Rotator:
             vault, self.target, verifier, allow_legacy=options.allow_legacy
         )
         self._old_versions = OldVersionCounter(vault, self.target, self.source)
+        self._started = datetime.now(UTC)
 
     # ---- runs ----------------------------------------------------------------------
 
@@ -223,7 +226,20 @@ class Rotator:
             done = self._reencryptor.reencrypt(
                 snap, env, opened, self._target_version(env), context
             )
+        self._abort_leftover_parts(snap)
         return self._rotated(snap, action, opened, done)
+
+    def _abort_leftover_parts(self, snap: Snapshot) -> None:
+        """Abort the multipart uploads to the object just rotated that began before
+        this run: those of an earlier run killed while it copied or re-encrypted the
+        object in parts (they would hold storage until a lifecycle rule). Only for an
+        object big enough to be written in parts; best effort (a denied listing of
+        uploads does not undo a rotation that succeeded)."""
+        transfer = self.remote.transfer
+        if snap.stored.head.size < min(transfer.copy_threshold, transfer.multipart_threshold):
+            return
+        with contextlib.suppress(S3VaultError):
+            self._vault.abort_unfinished_uploads(snap.bucket, snap.key, self._started)
 
     def _decide(self, env: Envelope, opened: Opened) -> Action | None:
         """Re-wrap, re-encrypt, or None when the object is already where it should be."""
