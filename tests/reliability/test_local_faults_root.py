@@ -23,7 +23,7 @@ from sync_helpers import SYNC_KEY, decrypted, make_folder_engine, sync_vault, wr
 
 from s3vault.agent.client import AgentClient
 from s3vault.sync.model import UNKNOWN_HASH
-from s3vault.sync.report import SyncProgress
+from s3vault.sync.report import SyncProgress, Tally
 from s3vault.sync.state import StateDB
 from s3vault.vault.vault import Vault
 
@@ -125,8 +125,11 @@ def test_agent_whose_root_is_unmounted_deletes_nothing(
 
 @pytest.mark.parametrize("change", ["grows", "shrinks", "is replaced"])
 def test_a_file_changing_while_read_is_never_stored_torn(
-    change, vault, bucket, tmp_path, reliability
+    change, vault, bucket, tmp_path, reliability, monkeypatch
 ):
+    # Every progress step, not one per 0.25 s: a fast machine sent the whole file
+    # within one interval, and the change below never happened mid-read (flaky).
+    monkeypatch.setattr(Tally, "NOTIFY_EVERY", 0.0)
     root = tmp_path / "folder"
     old = os.urandom(20 * MiB)  # multipart (8 MiB parts): read part by part
     path = write(root, "big.bin", old)
