@@ -26,6 +26,7 @@ from s3vault.agent.status import MAX_FILE_ERRORS, MAX_RECENT, AgentStatus
 from s3vault.agent.watcher import (
     BACKOFF_MAX,
     BACKOFF_START,
+    RELOOK_AFTER,
     FolderRun,
     FolderWatch,
     Job,
@@ -431,7 +432,10 @@ def test_loop_deferred_files_are_looked_at_again():
     engine = Engine(report)
     loop, _, _ = loop_with(engine, clock)
     loop.run_once()
-    clock.now += 1
+    clock.now += RELOOK_AFTER / 2
+    loop.run_once()
+    assert len(engine.calls) == 1  # not at once: in a while
+    clock.now += RELOOK_AFTER
     loop.run_once()
     assert engine.calls[-1] == (frozenset({"busy.log"}), False)
 

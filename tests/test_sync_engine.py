@@ -6,8 +6,10 @@ and checks S3, the state rows and the local files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from s3vault.keys.material import generate_key
 from s3vault.keys.store import KeyStore
 from s3vault.sync.engine import SyncEngine, SyncRefused
 from s3vault.sync.metadata import MTIME_METADATA
+from s3vault.sync.ownership import LATE_WRITE_GRACE
 from s3vault.sync.report import SyncProgress
 from s3vault.sync.state import FolderBusyError, InFlightUpload, StateDB
 from s3vault.vault.factory import build_vault
@@ -583,6 +586,43 @@ def test_a_write_that_landed_after_the_restart_is_ours_not_a_conflict(
     else:
         assert (report.uploaded, report.relearned) == (0, 1) and head["ETag"] == etag
     assert engine.reconcile().planned == {}
+
+
+def test_a_write_landing_after_the_restart_looked_for_it_is_adopted_then_its_deleted_file_deleted(
+    root, bucket, vault, state, s3_client, tmp_path
+):
+    # kill -9 with a PUT in S3's hands: the restart's HEAD finds nothing, S3 commits
+    # the write just after, and its file was deleted meanwhile. Found by
+    # tests/reliability/test_crash_agent.py: forgotten at once, the announcement left
+    # such an object in S3 for good, owned by no row (a deleted file come back).
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "kept.txt", b"stays")
+    token = engine.new_token()
+    key = PREFIX + "gone.txt"
+    state.begin_upload(engine.fid, InFlightUpload("gone.txt", key, 5, 1, token=token))
+
+    report = engine.reconcile()
+    assert report.deferred == ["gone.txt"] and report.errors == []
+    assert [u.path for u in state.uploads(engine.fid)] == ["gone.txt"]
+
+    sent = write(tmp_path, "sent.txt", b"sent just before kill -9")
+    metadata = {MTIME_METADATA: "1", "s3vault-upload": token}
+    vault.put(sent, bucket, key, key_name=engine.folder.key, extra_metadata=metadata)
+    report = engine.reconcile()
+    assert (report.deleted, report.deferred, report.errors) == (1, [], [])
+    assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket, Prefix=key)
+    assert state.get(engine.fid, "gone.txt") is None and state.uploads(engine.fid) == []
+
+
+def test_an_interrupted_write_s3_never_commits_is_forgotten_after_the_grace(
+    root, bucket, vault, state
+):
+    engine = make_engine(root, bucket, vault, state)
+    long_ago = time.time() - LATE_WRITE_GRACE - 1
+    upload = InFlightUpload("lost.txt", PREFIX + "lost.txt", 5, 1, token=engine.new_token())
+    state.begin_upload(engine.fid, dataclasses.replace(upload, started_at=long_ago))
+    report = engine.reconcile()
+    assert report.deferred == [] and state.uploads(engine.fid) == []
 
 
 def test_a_late_write_from_another_state_is_still_a_conflict(

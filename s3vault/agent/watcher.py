@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START = 5.0  # seconds before the first retry after S3 was unreachable
 BACKOFF_MAX = 300.0
+# Seconds before a deferred file (changing while read, or a write a killed run left
+# that S3 may still commit) is looked at again: soon, but not at every debounce.
+RELOOK_AFTER = 1.0
 # How long the S3 listing of a full run is trusted for the targeted runs that follow:
 # at most `rescan_interval`, and never more than this (docs/sync.md, "Targeted runs").
 LISTING_TRUSTED_MAX = 3600.0
@@ -440,9 +443,11 @@ class SyncLoop:
             with self.lock:
                 agreed = not report.conflicts and not report.errors
                 run.schedule.succeeded(job, self.clock(), agreed=agreed)
-                # Files that changed while they were read: look again once quiet.
+                # Files that changed while they were read, and writes S3 may still
+                # commit: look again in a while, once quiet.
+                later = self.clock() + RELOOK_AFTER
                 for path in report.deferred:
-                    run.schedule.debouncer.add(FsEvent("modified", path))
+                    run.schedule.debouncer.add(FsEvent("modified", path, time=later))
             self.status.end_sync(fid, report, paths=job.paths)
             reason = report.offline_reason
             if reason is not None:

@@ -226,7 +226,9 @@ def _print_sync(report: SyncReport) -> None:
     for error in report.errors:
         err_console.print(f"error: {error.path}: {error.message}")
     for path in report.deferred:
-        err_console.print(f"deferred (changing or gone while read; next run): {path}")
+        err_console.print(
+            f"deferred (changing while read, or a write S3 may still commit; next run): {path}"
+        )
 
 
 _UPLOAD_REASONS = {"new": "new", "changed": "changed", "missing-remotely": "missing in S3"}

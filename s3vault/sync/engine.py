@@ -153,7 +153,8 @@ class SyncEngine:
         root_changed = bool(record and record.identity and record.identity != identity)
 
         if not dry_run:
-            self.ownership.recover_interrupted_uploads()
+            # Writes a killed run left that S3 may still commit: the next run looks again.
+            report.deferred.extend(self.ownership.recover_interrupted_uploads())
         rules = IgnoreRules.for_folder(root, self.folder.ignore)
         follow = self.folder.follow_symlinks
         # The listing (the run's one request, S3's time more than ours) goes on while

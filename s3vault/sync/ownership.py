@@ -19,7 +19,7 @@ import os
 import secrets
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
-from typing import BinaryIO, cast
+from typing import BinaryIO, Literal, cast
 
 from s3vault.config.sync import FolderSettings
 from s3vault.errors import AccessDeniedError, NotFoundError, S3VaultError
@@ -33,6 +33,10 @@ from s3vault.sync.state import InFlightUpload, StateDB
 from s3vault.vault import ObjectHead, Vault
 
 log = logging.getLogger(__name__)
+
+LATE_WRITE_GRACE = 10.0
+"""Seconds after it began that an interrupted write S3 does not hold is still waited
+for (a request S3 received whole may be committed after its sender died)."""
 
 
 class Ownership:
@@ -200,22 +204,25 @@ class Ownership:
 
     # ---- writes interrupted by a crash -----------------------------------------------
 
-    def recover_interrupted_uploads(self) -> None:
+    def recover_interrupted_uploads(self) -> list[str]:
         """Settle the writes this state announced and never recorded (a crash, kill -9).
 
         A write whose object S3 holds is adopted: its row is recorded, so the next
         plan neither uploads it again nor takes it for another machine's object.
         Multipart uploads of the others are aborted; only keys this machine
-        announced are touched, and only uploads initiated before this run. A write
-        S3 commits after this (it was still on its way) carries this state's writer
-        id and is relearned by a later plan. Best effort, write by write: one S3
-        refuses or that finds S3 unreachable is tried again at the next run (the
-        adoption of the others goes on); without the right to list or abort
-        multipart uploads, a write is still adopted or forgotten.
+        announced are touched, and only uploads initiated before this run. Best
+        effort, write by write: one S3 refuses or that finds S3 unreachable is tried
+        again at the next run (the adoption of the others goes on); without the right
+        to list or abort multipart uploads, a write is still adopted or forgotten.
+
+        A write S3 does not hold yet is kept for `LATE_WRITE_GRACE` after it began:
+        S3 finishes a request it received in full even when its sender died, and a
+        busy server did so after this HEAD (seen in tests/reliability). Forgotten at
+        once, such a write of a file deleted meanwhile stayed in S3 for good, owned
+        by no row. Returns the paths of the writes kept: the next run looks again.
         """
         now = datetime.now(UTC)
-        # Each write on its own: one that fails (a denied or refused request) must not
-        # keep the others from being adopted.
+        kept: list[str] = []
         for upload in self.state.uploads(self.fid):
             settled = True
             try:
@@ -228,25 +235,32 @@ class Ownership:
                 settled = False  # tried again at the next run
                 log.warning("%s: %s: %s", self.fid, upload.path, exc.message)
             try:
-                if not self._adopt(upload) and settled:
+                found = self._adopt(upload)
+                if found == "adopted" or not settled:
+                    continue
+                if found == "absent" and now.timestamp() - upload.started_at < LATE_WRITE_GRACE:
+                    kept.append(upload.path)
+                else:
                     self.state.end_upload(self.fid, upload.path)
             except S3VaultError as exc:
                 log.warning("%s: %s: %s", self.fid, upload.path, exc.message)
+        return kept
 
-    def _adopt(self, upload: InFlightUpload) -> bool:
-        """Record ``upload`` as synced if S3 holds its object; False if it does not."""
+    def _adopt(self, upload: InFlightUpload) -> Literal["adopted", "absent", "other"]:
+        """Record ``upload`` as synced if S3 holds its object: "adopted"; "absent" if S3
+        has no object at its key, "other" if it holds one this write did not make."""
         if not upload.token:
-            return False
+            return "other"
         try:
             head = self.vault.head(self.folder.bucket, upload.key)
         except NotFoundError:
-            return False
+            return "absent"
         token = head.metadata.get(UPLOAD_TOKEN_METADATA)
         if token != upload.token and not self.is_own(token):
-            return False  # another machine's
+            return "other"  # another machine's
         self.state.record_synced(self.fid, self.own_row(upload.path, head))
         log.info("%s: adopted %s, uploaded before an interruption", self.fid, upload.path)
-        return True
+        return "adopted"
 
 
 class _HashingSink(io.RawIOBase):

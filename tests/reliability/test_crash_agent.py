@@ -30,6 +30,7 @@ from s3vault.agent.client import AgentClient
 from s3vault.config.load import load_config
 from s3vault.config.sync import FolderSettings
 from s3vault.errors import UnreachableError
+from s3vault.sync.ownership import LATE_WRITE_GRACE
 from s3vault.vault.factory import build_vault
 
 PREFIX = "crash/"
@@ -63,11 +64,18 @@ def status(agents) -> dict | None:
 
 
 def idle_after_reconcile(agents) -> dict:
+    """The agent's status once it ran and settled: idle, and nothing deferred (a write
+    a killed run left that S3 may still commit is looked at again for a few seconds,
+    until S3 has it or `LATE_WRITE_GRACE` passed)."""
+
     def done():
         s = status(agents)
-        return s if s and s["state"] == "idle" and s["reconciles"] else None
+        if not (s and s["state"] == "idle" and s["reconciles"]):
+            return None
+        deferred = [(f.get("last_report") or {}).get("deferred") for f in s["folders"]]
+        return s if not any(deferred) else None
 
-    return wait_until(done, "the agent to finish its sync")
+    return wait_until(done, "the agent to finish its sync", timeout=LATE_WRITE_GRACE + 60)
 
 
 def state_is_sound(path: Path, why: str) -> None:
