@@ -18,12 +18,13 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from agent_helpers import wait_for
 
 from s3vault.agent.client import AgentClient
 from s3vault.errors import UnreachableError
@@ -107,7 +108,7 @@ def start_agent(agents: Any, log: Path, *, wait: bool = True) -> subprocess.Pope
             except UnreachableError:
                 return False
 
-        wait_until(ready, "the agent's control socket")
+        wait_for(ready, "the agent's control socket", timeout=60.0)
     return proc
 
 
@@ -282,13 +283,3 @@ class Convergence:
             f"multipart uploads left open {why}"
         )
         return checked + self.tree.check_untouched(hashes=True)
-
-
-def wait_until(predicate: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_helpers import agent_procs, environ
-from crash_helpers import Convergence, MixedTree, kill_9, start_agent, wait_until
+from agent_helpers import agent_procs, environ, wait_for
+from crash_helpers import Convergence, MixedTree, kill_9, start_agent
 from rotation_helpers import CachingKeyStore
 
 from s3vault.agent.client import AgentClient
@@ -75,7 +75,7 @@ def idle_after_reconcile(agents) -> dict:
         deferred = [(f.get("last_report") or {}).get("deferred") for f in s["folders"]]
         return s if not any(deferred) else None
 
-    return wait_until(done, "the agent to finish its sync", timeout=LATE_WRITE_GRACE + 60)
+    return wait_for(done, "the agent to finish its sync", timeout=LATE_WRITE_GRACE + 60)
 
 
 def state_is_sound(path: Path, why: str) -> None:
