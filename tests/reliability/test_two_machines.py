@@ -55,8 +55,10 @@ def test_two_machines_on_one_prefix_report_conflicts_and_lose_nothing(
         agent_a.start()
         socket = agent_a.socket
         wait_for(
-            lambda: len(objects(s3_client, bucket, "shared/")) == 2
-            and snapshot(socket)["state"] == "idle",
+            lambda: (
+                len(objects(s3_client, bucket, "shared/")) == 2
+                and snapshot(socket)["state"] == "idle"
+            ),
             "A's first sync",
         )
         # B syncs its folder into the same prefix: its shared.txt meets A's object.
@@ -99,3 +101,74 @@ def test_two_machines_on_one_prefix_report_conflicts_and_lose_nothing(
         assert decrypted(vault, bucket, f"shared/{rel}") == (machine / rel).read_bytes()
     reliability.fault("two machines, one prefix (conflicts)", 3)
     reliability.data(sum(map(len, where)), 0)
+
+
+def agent_config(path: Path, folder: Path, bucket: str) -> Path:
+    path.write_text(
+        "version: 1\n"
+        "s3: {addressing_style: path}\n"
+        "folders:\n"
+        f"  - {{path: {folder}, bucket: {bucket}, prefix: shared, key: {SYNC_KEY}}}\n"
+        "agent: {debounce_ms: 100, rescan_interval: 1h, workers: 2}\n"
+    )
+    return path
+
+
+def test_two_agents_on_one_prefix_report_conflicts_and_never_overwrite(
+    run_cli, keyring_service, bucket, tmp_path, s3_client, reliability
+):
+    # Two machines, each an agent with its own state and runtime dir, each syncing its
+    # own folder into the same prefix: B meets A's object, then re-runs after A
+    # changed it. Each time a conflict, never an overwrite; each machine's own files
+    # go up, neither deletes the other's.
+    vault = sync_vault(keyring_service)
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, "shared.txt", b"A's version")
+    write(a, "only-a.txt", b"only A has this")
+    write(b, "shared.txt", b"B's version")
+    write(b, "only-b.txt", b"only B has this")
+
+    def idle_after(socket: Path, runs: int) -> dict:
+        def done() -> dict | None:
+            s = snapshot(socket)
+            return s if s["state"] == "idle" and s["reconciles"] > runs else None
+
+        return wait_for(done, "a finished run")
+
+    def stored(rel: str) -> bytes | None:
+        return (
+            decrypted(vault, bucket, f"shared/{rel}")
+            if f"shared/{rel}" in objects(s3_client, bucket, "shared/")
+            else None
+        )
+
+    machine_a = contextmanager(agent_procs)(agent_config(tmp_path / "a.yaml", a, bucket), environ())
+    machine_b = contextmanager(agent_procs)(agent_config(tmp_path / "b.yaml", b, bucket), environ())
+    with machine_a as agent_a, machine_b as agent_b:
+        agent_a.start()
+        idle_after(agent_a.socket, 0)
+        agent_b.start()
+        snap = idle_after(agent_b.socket, 0)
+        assert [x["path"] for x in snap["conflicts"]] == ["shared.txt"]
+        assert stored("shared.txt") == b"A's version"
+        assert (stored("only-a.txt"), stored("only-b.txt")) == (
+            b"only A has this",
+            b"only B has this",
+        )
+
+        # A changes the object B saw; B runs again: still a conflict, still not written.
+        write(a, "shared.txt", b"A's second version")
+        wait_for(lambda: stored("shared.txt") == b"A's second version", "A's edit in S3")
+        runs = snapshot(agent_b.socket)["reconciles"]
+        with AgentClient(agent_b.socket, timeout=10) as client:
+            client.sync_now()
+        snap = idle_after(agent_b.socket, runs)
+        assert [x["path"] for x in snap["conflicts"]] == ["shared.txt"]
+        assert stored("shared.txt") == b"A's second version"
+    # Nothing lost: A's version in S3 and on A's disk, B's on B's disk, each one's own
+    # file in S3 beside the other's.
+    assert (a / "shared.txt").read_bytes() == b"A's second version"
+    assert (b / "shared.txt").read_bytes() == b"B's version"
+    assert (stored("only-a.txt"), stored("only-b.txt")) == (b"only A has this", b"only B has this")
+    reliability.fault("two agents, one prefix (conflicts)", 2)
+    reliability.data(len(b"A's second version") + len(b"B's version") + 30, 0)
