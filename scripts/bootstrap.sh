@@ -25,8 +25,9 @@ APT_PACKAGES+=(libglib2.0-0 libegl1 libgl1 libx11-6 libdbus-1-3 libfontconfig1 l
   fonts-dejavu-core)
 # Only the tests and the screenshot script: a virtual display with a tray host
 # (Xvfb, trayer), xdotool to open the tray menu, ImageMagick's `import` for the screen,
-# dunst to show a real desktop notification in the screenshots.
-APT_TEST_PACKAGES=(xvfb xauth x11-utils imagemagick trayer xdotool dunst)
+# dunst to show a real desktop notification in the screenshots. exFAT (mkfs.exfat and its
+# FUSE driver): tests/reliability restores onto a file system that folds case.
+APT_TEST_PACKAGES=(xvfb xauth x11-utils imagemagick trayer xdotool dunst exfatprogs exfat-fuse)
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 profile=${1:-runtime}

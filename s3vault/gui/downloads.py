@@ -21,7 +21,7 @@ from s3vault.gui.context import AppContext
 from s3vault.gui.jobs import Cancelled, Job
 from s3vault.gui.messages import Problem, show_problem
 from s3vault.vault import Vault
-from s3vault.vault.local_paths import free_target
+from s3vault.vault.local_paths import WrittenNames, free_target
 
 ACTIVITY_PER_OBJECT = 200  # above this, the activity list gets failures and a summary
 
@@ -75,6 +75,7 @@ def download_all(
     """Download each key to ``report.folder`` / (key less ``base``), noting each outcome
     in ``report`` as it happens (a cancelled job still tells what it did)."""
     folder = report.folder
+    written = WrittenNames(folder)  # two keys, one file on a case-folding file system
 
     def advance(n: int) -> None:
         job.check()  # a cancel stops inside a large object too (its temp file goes)
@@ -89,6 +90,7 @@ def download_all(
                 break
             relkey = key[len(base) :] if key.startswith(base) else key.rsplit("/", 1)[-1]
             try:
+                written.refuse_clash(relkey)
                 path = free_target(folder, relkey)
                 if path is None:  # an existing file is kept
                     report.skipped.append(key)
@@ -100,6 +102,7 @@ def download_all(
             except S3VaultError as exc:
                 report.failed.append((key, exc.message))
                 continue
+            written.add(relkey)
             report.downloaded.append(key)
             report.bytes += result.plaintext_size
     job.report(DownloadProgress(len(keys), len(keys), report.bytes, ""))

@@ -23,7 +23,7 @@ from s3vault.errors import ExitCode, NotFoundError, S3VaultError, local_error
 from s3vault.sync.metadata import MTIME_METADATA
 from s3vault.sync.report import PathError
 from s3vault.vault import ObjectHead, Vault
-from s3vault.vault.local_paths import free_target
+from s3vault.vault.local_paths import WrittenNames, free_target
 from s3vault.vault.streams import remove_leftover_parts
 
 
@@ -94,6 +94,7 @@ def _restore_all(
     native client (`S3Remote.heads`), a window ahead of the downloads.
     """
     found = False
+    written = WrittenNames(root)  # two keys, one file on a case-folding file system
 
     def keys() -> Iterator[str]:
         nonlocal found
@@ -109,9 +110,12 @@ def _restore_all(
         try:
             if isinstance(head, S3VaultError):
                 raise head
-            _restore_one(
+            written.refuse_clash(relkey)
+            path = _restore_one(
                 vault, bucket, head, root, relkey, report, overwrite, key_name, allow_legacy
             )
+            if path is not None:
+                written.add(relkey)
         except S3VaultError as exc:
             report.errors.append(PathError(relkey, exc.message, int(exc.exit_code)))
         if on_file:
@@ -129,11 +133,12 @@ def _restore_one(
     overwrite: bool,
     key_name: str | None,
     allow_legacy: bool,
-) -> None:
+) -> Path | None:
+    """Restore one object; its path, or None if a file there was kept."""
     path = free_target(root, relkey, overwrite=overwrite)
     if path is None:
         report.skipped.append(relkey)
-        return
+        return None
     result = vault.get(bucket, head.key, path, key_name=key_name, allow_legacy=allow_legacy)
     report.restored += 1
     report.bytes += result.plaintext_size
@@ -142,3 +147,4 @@ def _restore_one(
     if mtime and mtime.isdigit():
         with contextlib.suppress(OSError, OverflowError):
             os.utime(path, ns=(int(mtime), int(mtime)))
+    return path

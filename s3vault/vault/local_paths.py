@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from pathlib import Path
 
 from s3vault.errors import RefusedError, local_error
@@ -58,3 +59,55 @@ def free_target(root: Path, relkey: str, *, overwrite: bool = False) -> Path | N
     except OSError as exc:
         raise local_error(exc, "create the folder", path.parent) from None
     return path
+
+
+class WrittenNames:
+    """The keys one restore or download wrote under ``root``, to refuse a later key
+    that a file system folding case or Unicode normalisation (exFAT, FAT, NTFS, APFS,
+    ext4 casefold) takes for the same file: there ``d/File`` and ``d/file`` are one
+    file, and the second would overwrite the first (with `--overwrite`) or be taken
+    for a file that was there before (without).
+
+    Only a key that folds to an earlier one is looked at, and then the folder listings
+    tell: on such a file system its path exists but a name of it is not listed as
+    written. (Inode numbers do not: a FUSE file system may make one per name.) Kept
+    per key: a number and a reference, a few dozen bytes.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._first: dict[int, str] = {}
+
+    def add(self, relkey: str) -> None:
+        self._first.setdefault(_folded(relkey), relkey)
+
+    def refuse_clash(self, relkey: str) -> None:
+        """RefusedError if ``relkey``'s path is the file an earlier key was written to."""
+        first = self._first.get(_folded(relkey))
+        if first is None or first == relkey or not _folds_here(self.root, relkey):
+            return
+        raise RefusedError(
+            f"{relkey} and {first} are one file in {self.root}: its file system does not "
+            "tell their names apart (case or Unicode normalisation); not written",
+            hint="Download it elsewhere, e.g. `s3vault get s3://BUCKET/KEY OTHER-PATH`.",
+        )
+
+
+def _folded(relkey: str) -> int:
+    return hash(unicodedata.normalize("NFC", relkey).casefold())
+
+
+def _folds_here(root: Path, relkey: str) -> bool:
+    """Whether ``relkey``'s path exists under ``root`` only as another spelling."""
+    try:
+        path = target_path(root, relkey)
+        if not path.exists():
+            return False
+        parent = root.resolve()
+        for name in path.relative_to(parent).parts:
+            if name not in os.listdir(parent):
+                return True
+            parent = parent / name
+    except (OSError, RefusedError):
+        pass  # the restore itself reports what is wrong with this path
+    return False
