@@ -44,6 +44,15 @@ def crash_seed(request: pytest.FixtureRequest, reliability: ReliabilityReport) -
     return seed
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Soak scale runs for minutes to hours per test: no time-out (CI's 300 s stays).
+    if config.getoption("--soak"):
+        here = Path(__file__).parent
+        for item in items:
+            if here in item.path.parents:
+                item.add_marker(pytest.mark.timeout(0))
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     if _REPORT.empty():
         return
