@@ -24,12 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from crash_helpers import MiB, open_multipart_uploads, run_then_kill_9
-from rotation_helpers import CachingKeyStore
+from rotation_helpers import CachingKeyStore, make_vault, rotate
 
 from s3vault.config.load import load_config
 from s3vault.crypto.envelope import Location, Version
 from s3vault.keys.material import generate_key
 from s3vault.vault.factory import build_vault
+from s3vault.vault.rotation.report import SkipReason
 
 PREFIX = "rot/"
 KEYS = ("rot-a", "rot-b")
@@ -147,3 +148,26 @@ def test_rotate_killed_9_at_random_moments_then_run_again_rotates_all_without_mo
         survived += landed
         reliability.kill("rotate", landed)
         source, target = target, source
+
+
+def test_a_copy_a_killed_run_left_on_an_object_rotated_since_is_aborted(
+    keyring_service, bucket, s3_client, tmp_path
+):
+    # Found by the soak (200 kills): run 1 is killed while it copies the object in
+    # parts; run 2 rotates the object and is killed before it cleans up; run 3 finds
+    # the object on the target already, and must still abort run 1's copy.
+    store = CachingKeyStore(keyring_service)
+    for name in ("old-key", "new-key"):
+        store.put(generate_key(name))
+    parts = {"multipart_threshold": 5 * MiB, "part_size": 5 * MiB, "copy_threshold": 5 * MiB}
+    vault = make_vault(store, **parts)
+    source = tmp_path / "big.bin"
+    source.write_bytes(random.randbytes(11 * MiB))
+    vault.put(source, bucket, "rot/big.bin", key_name="old-key")
+    assert rotate(vault, bucket, "rot/big.bin", to_key="new-key").rotated  # runs 1 and 2
+    s3_client.create_multipart_upload(Bucket=bucket, Key="rot/big.bin")  # run 1's copy
+    assert open_multipart_uploads(s3_client, bucket, "rot/") == ["rot/big.bin"]
+
+    report = rotate(vault, bucket, "rot/big.bin", to_key="new-key")  # run 3
+    assert [s.code for s in report.skipped] == [SkipReason.ALREADY_ON_TARGET]
+    assert open_multipart_uploads(s3_client, bucket, "rot/") == []

@@ -213,6 +213,9 @@ class Rotator:
             )
         action = self._decide(env, opened)
         if action is None:
+            if not self.options.dry_run:
+                # A killed run may have left a copy of it open, and another finished it.
+                self._abort_leftover_parts(snap)
             return Skipped(key, SkipReason.ALREADY_ON_TARGET, f"already on '{self.options.to_key}'")
         if self.options.dry_run:
             version = self._target_version(env) if action is Action.REENCRYPT else env.version
@@ -230,11 +233,13 @@ class Rotator:
         return self._rotated(snap, action, opened, done)
 
     def _abort_leftover_parts(self, snap: Snapshot) -> None:
-        """Abort the multipart uploads to the object just rotated that began before
-        this run: those of an earlier run killed while it copied or re-encrypted the
-        object in parts (they would hold storage until a lifecycle rule). Only for an
-        object big enough to be written in parts; best effort (a denied listing of
-        uploads does not undo a rotation that succeeded)."""
+        """Abort the multipart uploads to an object on the target key (rotated now, or
+        before) that began before this run: those of an earlier run killed while it
+        copied or re-encrypted the object in parts (they would hold storage until a
+        lifecycle rule), also when a later run finished that object (found by the soak
+        of tests/reliability/test_crash_rotate.py). Only for an object big enough to be
+        written in parts; best effort (a denied listing of uploads does not undo a
+        rotation that succeeded)."""
         transfer = self.remote.transfer
         if snap.stored.head.size < min(transfer.copy_threshold, transfer.multipart_threshold):
             return
