@@ -614,6 +614,27 @@ def test_a_write_landing_after_the_restart_looked_for_it_is_adopted_then_its_del
     assert state.get(engine.fid, "gone.txt") is None and state.uploads(engine.fid) == []
 
 
+def test_a_rename_copied_before_a_crash_then_renamed_again_leaves_no_object_behind(
+    root, bucket, vault, state, s3_client, monkeypatch
+):
+    # kill -9 between S3's answer to a rename's copy and its row, then the file renamed
+    # again: the copy's object must not stay in S3 with no row (found by the soak of
+    # tests/reliability/test_crash_agent.py; copies were not announced).
+    engine = make_engine(root, bucket, vault, state)
+    write(root, "a.txt", b"renamed twice")
+    engine.reconcile()
+    (root / "a.txt").rename(root / "b.txt")
+    crash_before_recording(engine, monkeypatch)
+    assert PREFIX + "b.txt" in keys(s3_client, bucket)  # copied, no row
+    (root / "b.txt").rename(root / "c.txt")
+
+    report = engine.reconcile()
+    assert (report.errors, report.conflicts) == ([], [])
+    assert keys(s3_client, bucket) == {PREFIX + "c.txt"}
+    assert decrypted(vault, bucket, "c.txt") == b"renamed twice"
+    assert set(state.all(engine.fid)) == {"c.txt"} and state.uploads(engine.fid) == []
+
+
 def test_an_interrupted_write_s3_never_commits_is_forgotten_after_the_grace(
     root, bucket, vault, state
 ):

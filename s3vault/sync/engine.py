@@ -58,7 +58,7 @@ from s3vault.sync.report import (
 )
 from s3vault.sync.runner import Runner
 from s3vault.sync.scan import ScanResult, file_hasher, root_identity, root_status, scan, scan_paths
-from s3vault.sync.state import FolderRecord, StateDB
+from s3vault.sync.state import FolderRecord, InFlightUpload, StateDB
 from s3vault.sync.uploads import Uploads
 from s3vault.vault import Vault
 
@@ -280,15 +280,28 @@ class SyncEngine:
         def work() -> None:
             source = rows[action.src_path]
             file = local[action.dst_path]
-            # The envelope travels with the object: its instruction file is copied too.
-            written = self.runner.retrying(
-                lambda: self.vault.copy(
-                    self.folder.bucket,
-                    self.folder.object_key(action.src_path),
-                    self.folder.object_key(action.dst_path),
-                    if_match=action.src_etag,
-                )
+            dst_key = self.folder.object_key(action.dst_path)
+            # Announced like an upload (the copy carries the source's token): a copy
+            # S3 finished after a kill is adopted by the next run, and deleted if its
+            # file is gone by then; unannounced, it stayed in S3 with no row (found
+            # by tests/reliability/test_crash_agent.py at soak scale).
+            announced = InFlightUpload(
+                action.dst_path, dst_key, file.size, file.mtime_ns, source.token
             )
+            self.state.begin_upload(self.fid, announced)
+            try:
+                # The envelope travels with the object: its instruction file is copied too.
+                written = self.runner.retrying(
+                    lambda: self.vault.copy(
+                        self.folder.bucket,
+                        self.folder.object_key(action.src_path),
+                        dst_key,
+                        if_match=action.src_etag,
+                    )
+                )
+            except Exception:
+                self.state.end_upload(self.fid, action.dst_path)
+                raise
             self.state.record_synced(
                 self.fid,
                 SyncedFile(
